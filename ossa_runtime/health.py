@@ -1,0 +1,86 @@
+"""Dependency probes behind a service's grpc.health.v1 status.
+
+A background task probes each dependency (PostgreSQL, Redis, ...) every `interval` seconds; the
+service reports NOT_SERVING while any probe fails and SERVING again once all pass, without a
+restart. Health checks are answered from this state, never by touching the busy request path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("ossa.health")
+
+Probe = Callable[[], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    name: str
+    ok: bool
+    latency_ms: float
+    error: str = ""
+
+
+async def run_probe(name: str, probe: Probe, timeout: float) -> ProbeResult:
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(probe(), timeout)
+    except Exception as err:  # every failure is a health result, not an exception
+        message = str(err) or type(err).__name__
+        return ProbeResult(name, False, (time.perf_counter() - started) * 1000, message)
+    return ProbeResult(name, True, (time.perf_counter() - started) * 1000)
+
+
+class DependencyWatch:
+    """Probe dependencies periodically and call `on_change(all_ok)` when the verdict flips."""
+
+    def __init__(
+        self,
+        probes: dict[str, Probe],
+        on_change: Callable[[bool], Awaitable[None]],
+        *,
+        interval: float,
+        timeout: float,
+    ) -> None:
+        self.probes = probes
+        self.on_change = on_change
+        self.interval = interval
+        self.timeout = timeout
+        self.results: dict[str, ProbeResult] = {}
+        self._healthy: bool | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def check_once(self) -> bool:
+        results = await asyncio.gather(
+            *(run_probe(name, probe, self.timeout) for name, probe in self.probes.items())
+        )
+        self.results = {r.name: r for r in results}
+        healthy = all(r.ok for r in results)
+        if healthy != self._healthy:
+            failing = {r.name: r.error for r in results if not r.ok}
+            level = logging.INFO if healthy else logging.WARNING
+            log.log(level, "dependencies %s", "healthy" if healthy else "failing", extra={"metadata": failing})
+            self._healthy = healthy
+            await self.on_change(healthy)
+        return healthy
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.check_once()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="dependency-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None

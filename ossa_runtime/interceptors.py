@@ -1,0 +1,156 @@
+"""The one server interceptor chain: trace context, access log, domain error → gRPC status.
+
+Order matters and is fixed here so later concerns slot in without touching services:
+trace context first (so every log line carries ids), then access logging (sees the final status),
+then authentication/authorization (security issue), then error mapping next to the handler.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from ossa_runtime import logging as ossa_logging
+from ossa_runtime.errors import DomainError, internal_status
+
+log = logging.getLogger("ossa.access")
+_QUIET_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+Behavior = Callable[..., Any]
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in context.invocation_metadata() or ():
+        if isinstance(value, str):
+            out[key] = value
+    return out
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException, method: str) -> None:
+    if isinstance(exc, DomainError):
+        status = exc.to_status()
+    else:
+        reference = secrets.token_hex(6)
+        log.error("unhandled error in %s", method, exc_info=exc, extra={"metadata": {"reference": reference}})
+        status = internal_status(reference)
+    await context.abort(
+        _CODES[status.code],
+        status.message,
+        trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+    )
+
+
+class _Call:
+    """What the access log needs to know about one call."""
+
+    def __init__(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        self.method = method
+        self.context = context
+        meta = _metadata(context)
+        self.trace = ossa_logging.new_trace(meta.get("traceparent"))
+        self.path = meta.get("x-envoy-original-path", "")
+        self.http_method = meta.get("x-envoy-original-method", "")
+        self.started = time.perf_counter()
+        self.token = ossa_logging.set_trace(self.trace)
+
+    def finish(self, exc: BaseException | None) -> None:
+        code = self.context.code() if hasattr(self.context, "code") else None
+        if exc is not None and isinstance(exc, DomainError):
+            status = exc.code.name
+        elif exc is not None and not isinstance(exc, grpc.aio.AbortError):
+            status = "INTERNAL"
+        else:
+            status = code.name if isinstance(code, grpc.StatusCode) else "OK"
+        duration_ms = round((time.perf_counter() - self.started) * 1000, 3)
+        level = logging.DEBUG if self.method.startswith(_QUIET_PREFIXES) else logging.INFO
+        if log.isEnabledFor(level):
+            meta: dict[str, Any] = {"method": self.method, "status": status, "duration_ms": duration_ms}
+            if self.path:
+                meta["path"] = self.path
+                meta["http_method"] = self.http_method
+            log.log(level, "rpc finished", extra={"metadata": meta})
+        ossa_logging.reset_trace(self.token)
+
+
+def _wrap_unary(inner: Behavior, method: str) -> Behavior:
+    async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        call = _Call(method, context)
+        exc: BaseException | None = None
+        try:
+            return await inner(request, context)
+        except (grpc.aio.AbortError, grpc.aio.BaseError) as err:
+            exc = err
+            raise
+        except Exception as err:
+            exc = err
+            await _abort(context, err, method)
+        finally:
+            call.finish(exc)
+
+    return behavior
+
+
+def _wrap_streaming(inner: Behavior, method: str) -> Behavior:
+    async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        call = _Call(method, context)
+        exc: BaseException | None = None
+        try:
+            result = inner(request, context)
+            if inspect.isasyncgen(result):
+                async for item in result:
+                    yield item
+            elif isinstance(result, Awaitable):
+                await result
+        except (grpc.aio.AbortError, grpc.aio.BaseError) as err:
+            exc = err
+            raise
+        except Exception as err:
+            exc = err
+            await _abort(context, err, method)
+        finally:
+            call.finish(exc)
+
+    return behavior
+
+
+class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
+    """Trace context, access log and error mapping for every RPC of a service."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        h: Any = handler
+        if h.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap_unary(h.unary_unary, method), h.request_deserializer, h.response_serializer
+            )
+        if h.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                _wrap_unary(h.stream_unary, method), h.request_deserializer, h.response_serializer
+            )
+        if h.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                _wrap_streaming(h.unary_stream, method), h.request_deserializer, h.response_serializer
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            _wrap_streaming(h.stream_stream, method), h.request_deserializer, h.response_serializer
+        )
+
+
+def default_interceptors() -> list[grpc.aio.ServerInterceptor]:
+    """The chain every OSSA service installs (auth joins here in the security issue)."""
+    return [ObservabilityInterceptor()]

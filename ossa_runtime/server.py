@@ -1,0 +1,124 @@
+"""Server lifecycle shared by every service: grpc.aio server, health, reflection, interceptors,
+port binding with clear errors, and graceful, idempotent shutdown on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from ossa_runtime.interceptors import default_interceptors
+
+log = logging.getLogger("ossa.server")
+
+Closer = Callable[[], Awaitable[None]]
+
+
+class PortInUseError(RuntimeError):
+    """The port cannot be bound; the message names it."""
+
+
+def server_options(reuse_port: bool) -> list[tuple[str, Any]]:
+    # grpcio turns SO_REUSEPORT on by default, which lets a second process silently share a port.
+    return [
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
+        ("grpc.keepalive_time_ms", 20_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    ]
+
+
+class ServiceHost:
+    """One gRPC server process: register services, bind, serve until a signal, stop cleanly."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] | None = None,
+        reuse_port: bool = False,
+        grace_seconds: float = 5.0,
+    ) -> None:
+        self.name = name
+        self.grace_seconds = grace_seconds
+        self.server = grpc.aio.server(
+            interceptors=list(default_interceptors() if interceptors is None else interceptors),
+            options=server_options(reuse_port),
+        )
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.service_names: list[str] = []
+        self._closers: list[Closer] = []
+        self._stopping: asyncio.Task[None] | None = None
+
+    def add_service(self, full_name: str, adder: Callable[[Any, grpc.aio.Server], None], servicer: Any) -> None:
+        adder(servicer, self.server)
+        self.service_names.append(full_name)
+
+    def on_stop(self, closer: Closer) -> None:
+        """Run `closer` after the server has stopped (in reverse order of registration)."""
+        self._closers.append(closer)
+
+    def bind(self, host: str, port: int) -> int:
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            bound = self.server.add_insecure_port(address)
+        except RuntimeError as err:
+            raise PortInUseError(f"{self.name}: cannot listen on {address}: port {port} is in use") from err
+        if bound == 0:
+            raise PortInUseError(f"{self.name}: cannot listen on {address}: port {port} is in use")
+        return bound
+
+    async def start(self) -> None:
+        reflection.enable_server_reflection(
+            [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        )
+        await self.server.start()
+        await self.set_serving(True)
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for service in ("", *self.service_names):
+            await self.health.set(service, status)
+
+    async def stop(self) -> None:
+        """Idempotent: the first call drains and closes, later calls wait for it."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop())
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self) -> None:
+        log.info("shutting down", extra={"metadata": {"grace_seconds": self.grace_seconds}})
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self.grace_seconds)
+        for closer in reversed(self._closers):
+            try:
+                await closer()
+            except Exception:
+                log.exception("error while closing")
+
+    async def serve(self) -> None:
+        """Start, then run until SIGTERM/SIGINT, then stop gracefully."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        log.info("serving", extra={"metadata": {"services": self.service_names}})
+        waiter = asyncio.ensure_future(self.server.wait_for_termination())
+        stopper = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        await self.stop()
+        waiter.cancel()
