@@ -67,7 +67,9 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None =
                    checksum TEXT NOT NULL,
                    applied_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP)"""
         )
-        done = {r["version"]: r["checksum"] for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")}
+        done = {
+            r["version"]: r["checksum"] for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")
+        }
         for m in migrations:
             if m.version in done:
                 if done[m.version] != m.checksum:
@@ -77,7 +79,9 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None =
                 await conn.execute(m.sql)
                 await conn.execute(
                     "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                    m.version, m.name, m.checksum,
+                    m.version,
+                    m.name,
+                    m.checksum,
                 )
             log.info("applied migration", extra={"metadata": {"version": m.version, "name": m.name}})
             applied.append(m.version)

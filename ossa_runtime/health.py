@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ossa_runtime.periodic import Periodic
+
 log = logging.getLogger("ossa.health")
 
 Probe = Callable[[], Awaitable[Any]]
@@ -54,12 +56,10 @@ class DependencyWatch:
         self.timeout = timeout
         self.results: dict[str, ProbeResult] = {}
         self._healthy: bool | None = None
-        self._task: asyncio.Task[None] | None = None
+        self.job = Periodic("dependency-watch", interval, self.check_once)
 
     async def check_once(self) -> bool:
-        results = await asyncio.gather(
-            *(run_probe(name, probe, self.timeout) for name, probe in self.probes.items())
-        )
+        results = await asyncio.gather(*(run_probe(name, probe, self.timeout) for name, probe in self.probes.items()))
         self.results = {r.name: r for r in results}
         healthy = all(r.ok for r in results)
         if healthy != self._healthy:
@@ -69,18 +69,3 @@ class DependencyWatch:
             self._healthy = healthy
             await self.on_change(healthy)
         return healthy
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            await self.check_once()
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="dependency-watch")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None

@@ -121,14 +121,14 @@ def _wrap_streaming(inner: Behavior, method: str) -> Behavior:
     return behavior
 
 
-class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
+class ObservabilityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Trace context, access log and error mapping for every RPC of a service."""
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
@@ -151,6 +151,6 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         )
 
 
-def default_interceptors() -> list[grpc.aio.ServerInterceptor]:
+def default_interceptors() -> list[Any]:
     """The chain every OSSA service installs (auth joins here in the security issue)."""
     return [ObservabilityInterceptor()]

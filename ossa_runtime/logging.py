@@ -64,7 +64,8 @@ class JsonFormatter(logging.Formatter):
         if record.name and not record.name.startswith("ossa"):
             metadata.setdefault("logger", record.name)
         entry = {
-            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+            "timestamp": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
             .replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "service": self.service,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -15,6 +16,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ossa_runtime.interceptors import default_interceptors
+from ossa_runtime.logging import configure_logging
+from ossa_runtime.settings import Settings, SettingsError
 
 log = logging.getLogger("ossa.server")
 
@@ -44,7 +47,7 @@ class ServiceHost:
         self,
         name: str,
         *,
-        interceptors: Sequence[grpc.aio.ServerInterceptor] | None = None,
+        interceptors: Sequence[Any] | None = None,
         reuse_port: bool = False,
         grace_seconds: float = 5.0,
     ) -> None:
@@ -54,15 +57,20 @@ class ServiceHost:
             interceptors=list(default_interceptors() if interceptors is None else interceptors),
             options=server_options(reuse_port),
         )
-        self.health = health.aio.HealthServicer()
+        self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.service_names: list[str] = []
         self._closers: list[Closer] = []
+        self._starters: list[Closer] = []
         self._stopping: asyncio.Task[None] | None = None
 
     def add_service(self, full_name: str, adder: Callable[[Any, grpc.aio.Server], None], servicer: Any) -> None:
         adder(servicer, self.server)
         self.service_names.append(full_name)
+
+    def on_start(self, starter: Closer) -> None:
+        """Run `starter` once the server is listening (background jobs)."""
+        self._starters.append(starter)
 
     def on_stop(self, closer: Closer) -> None:
         """Run `closer` after the server has stopped (in reverse order of registration)."""
@@ -83,12 +91,12 @@ class ServiceHost:
             [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
         )
         await self.server.start()
+        for starter in self._starters:
+            await starter()
         await self.set_serving(True)
 
     async def set_serving(self, serving: bool) -> None:
-        status = (
-            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for service in ("", *self.service_names):
             await self.health.set(service, status)
 
@@ -122,3 +130,24 @@ class ServiceHost:
         stopper.cancel()
         await self.stop()
         waiter.cancel()
+
+
+def run_main(service: str, build: Callable[[Settings], Awaitable[tuple[ServiceHost, int]]]) -> int:
+    """The `main()` of every service: settings from OSSA_*, JSON logs, serve until a signal."""
+    try:
+        settings = Settings.from_env()
+    except SettingsError as err:
+        print(f"{service}: {err}", file=sys.stderr)
+        return 2
+    configure_logging(f"ossa-{service}", settings.log_level)
+
+    async def run() -> None:
+        host, _ = await build(settings)
+        await host.serve()
+
+    try:
+        asyncio.run(run())
+    except PortInUseError as err:
+        print(str(err), file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,81 @@
+"""The gateway's own gRPC service (ossa.gateway.v1.GatewayService), transcoded by Envoy."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import grpc
+
+from gateway_http.health import Component, HealthReporter, service_components
+from ossa.gateway.v1 import gateway_pb2 as pb
+from ossa.gateway.v1 import gateway_pb2_grpc
+from ossa_runtime.db import create_pool, ping
+from ossa_runtime.http import SERVICE_UNAVAILABLE, set_http_status
+from ossa_runtime.periodic import Periodic
+from ossa_runtime.redis import create_redis
+from ossa_runtime.server import ServiceHost
+from ossa_runtime.settings import Settings
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GatewayService"].full_name
+
+
+class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
+    def __init__(self, reporter: HealthReporter) -> None:
+        self.reporter = reporter
+
+    async def GetHealth(
+        self, request: pb.GetHealthRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.GetHealthResponse:
+        report = self.reporter.report
+        if report.status != pb.HealthState.healthy:
+            await set_http_status(context, SERVICE_UNAVAILABLE)
+        return report
+
+
+def _netloc(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+
+async def build_server(settings: Settings, port: int | None = None) -> tuple[ServiceHost, int]:
+    pool = await create_pool(settings)
+    redis = create_redis(settings)
+    channels: dict[str, grpc.aio.Channel] = {}
+
+    async def pg_ping() -> None:
+        await ping(pool, settings.health_probe_timeout_seconds)
+
+    async def redis_ping() -> None:
+        await redis.ping()
+
+    components = [
+        Component("postgres", "datastore", _netloc(settings.database_url), pg_ping),
+        Component("redis", "datastore", _netloc(settings.redis_url), redis_ping),
+        *service_components(settings, channels),
+    ]
+    reporter = HealthReporter(components, settings.health_probe_timeout_seconds)
+    refresher = Periodic("health-report", settings.health_probe_seconds, reporter.refresh)
+    host = ServiceHost("gateway", grace_seconds=settings.shutdown_grace_seconds)
+    host.add_service(SERVICE_NAME, gateway_pb2_grpc.add_GatewayServiceServicer_to_server, GatewayServicer(reporter))
+
+    async def close() -> None:
+        await refresher.stop()
+        for channel in channels.values():
+            await channel.close(None)
+        await redis.aclose()
+        await pool.close()
+
+    host.on_stop(close)
+    try:
+        bound = host.bind(settings.host, settings.gateway_grpc_port if port is None else port)
+    except BaseException:
+        await close()
+        raise
+
+    async def start_jobs() -> None:
+        await reporter.refresh()
+        refresher.start()
+
+    host.on_start(start_jobs)
+    return host, bound

@@ -1,0 +1,36 @@
+"""A background job that runs a coroutine every N seconds until stopped (idempotent start/stop)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+log = logging.getLogger("ossa.periodic")
+
+
+class Periodic:
+    def __init__(self, name: str, every: float, job: Callable[[], Awaitable[Any]]) -> None:
+        self.name = name
+        self.every = every
+        self.job = job
+        self._task: asyncio.Task[None] | None = None
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            try:
+                await self.job()
+            except Exception as err:  # a failed run is retried on the next tick
+                log.warning("%s failed; will retry", self.name, extra={"metadata": {"error": str(err)}})
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None

@@ -1,0 +1,76 @@
+"""Assemble the registry service: data stores, background jobs, gRPC server."""
+
+from __future__ import annotations
+
+from ossa.registry.v1 import registry_pb2, registry_pb2_grpc
+from ossa_runtime.db import create_pool, ping
+from ossa_runtime.health import DependencyWatch
+from ossa_runtime.redis import create_redis
+from ossa_runtime.server import ServiceHost
+from ossa_runtime.settings import Settings
+from registry_svc.heartbeats import HeartbeatWriter, OfflineSweeper
+from registry_svc.presence import Presence
+from registry_svc.servicer import AgentRegistryServicer
+from registry_svc.store import AgentStore, row_to_dict
+
+SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["AgentRegistryService"].full_name
+
+
+async def build_server(settings: Settings, port: int | None = None) -> tuple[ServiceHost, int]:
+    """Connect to PostgreSQL (migrating it) and Redis, wire the servicer, bind the port.
+
+    The returned host is not started yet: `await host.start()` (tests) or `await host.serve()`.
+    """
+    pool = await create_pool(settings)
+    redis = create_redis(settings)
+    store = AgentStore(pool)
+    presence = Presence(redis, settings.heartbeat_ttl_seconds)
+    beats = HeartbeatWriter(store, settings.heartbeat_flush_seconds)
+    sweeper = OfflineSweeper(store, presence, settings.offline_after_seconds, settings.offline_sweep_seconds)
+    host = ServiceHost(
+        "registry", reuse_port=settings.registry_workers > 1, grace_seconds=settings.shutdown_grace_seconds
+    )
+    host.add_service(
+        SERVICE_NAME,
+        registry_pb2_grpc.add_AgentRegistryServiceServicer_to_server,
+        AgentRegistryServicer(settings, store, presence, beats),
+    )
+
+    async def redis_ping() -> None:
+        await redis.ping()
+
+    async def pg_ping() -> None:
+        await ping(pool, settings.health_probe_timeout_seconds)
+
+    watch = DependencyWatch(
+        {"postgres": pg_ping, "redis": redis_ping},
+        host.set_serving,
+        interval=settings.health_probe_seconds,
+        timeout=settings.health_probe_timeout_seconds,
+    )
+    try:
+        bound = host.bind(settings.host, settings.registry_port if port is None else port)
+        await presence.rebuild(row_to_dict(r) for r in await store.list_all())
+    except BaseException:
+        await redis.aclose()
+        await pool.close()
+        raise
+
+    async def start_jobs() -> None:
+        beats.start()
+        sweeper.job.start()
+        watch.job.start()
+
+    async def close() -> None:
+        await watch.job.stop()
+        await sweeper.job.stop()
+        await beats.stop()
+        await redis.aclose()
+        await pool.close()
+
+    host.on_start(start_jobs)
+    host.on_stop(close)
+    return host, bound
+
+
+__all__ = ["SERVICE_NAME", "build_server"]

@@ -1,0 +1,109 @@
+"""ossa_runtime.interceptors: domain errors become statuses, crashes become INTERNAL, calls are logged."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+
+from ossa_runtime import errors
+from ossa_runtime.logging import configure_logging
+from ossa_runtime.server import ServiceHost
+
+
+async def unary(request: bytes, context: Any) -> bytes:
+    kind = request.decode()
+    if kind == "notfound":
+        raise errors.NotFound("thing 7 not found")
+    if kind == "invalid":
+        raise errors.InvalidArgument("size", "must be positive")
+    if kind == "crash":
+        raise ZeroDivisionError("secret internals")
+    return b"ok:" + request
+
+
+async def stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
+    yield b"first"
+    raise errors.AlreadyExists("dup")
+
+
+@pytest.fixture
+async def target() -> AsyncIterator[str]:
+    host = ServiceHost("test", grace_seconds=0.1)
+    handlers = {
+        "Unary": grpc.unary_unary_rpc_method_handler(unary),
+        "Stream": grpc.unary_stream_rpc_method_handler(stream),
+    }
+    host.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.v1.Test", handlers),))
+    port = host.bind("127.0.0.1", 0)
+    await host.start()
+    yield f"127.0.0.1:{port}"
+    await host.stop()
+    await host.stop()  # idempotent
+
+
+async def call(target: str, payload: bytes) -> bytes:
+    async with grpc.aio.insecure_channel(target) as channel:
+        result: bytes = await channel.unary_unary("/test.v1.Test/Unary")(payload)
+        return result
+
+
+@pytest.mark.parametrize(
+    ("payload", "code", "message"),
+    [
+        (b"notfound", grpc.StatusCode.NOT_FOUND, "thing 7 not found"),
+        (b"invalid", grpc.StatusCode.INVALID_ARGUMENT, "invalid request: size: must be positive"),
+    ],
+)
+async def test_domain_errors_map_to_codes(target: str, payload: bytes, code: grpc.StatusCode, message: str) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call(target, payload)
+    assert err.value.code() == code
+    assert err.value.details() == message
+
+
+async def test_crash_is_internal_without_internals(target: str) -> None:
+    stream_ = io.StringIO()
+    configure_logging("ossa-test", "info", stream_)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call(target, b"crash")
+    finally:
+        logging.getLogger().handlers.clear()
+    assert err.value.code() == grpc.StatusCode.INTERNAL
+    assert "secret" not in (err.value.details() or "")
+    lines = [json.loads(line) for line in stream_.getvalue().splitlines()]
+    crash = next(e for e in lines if e["level"] == "error")
+    assert "ZeroDivisionError" in crash["metadata"]["exception"]
+    assert crash["metadata"]["reference"] in (err.value.details() or "")
+    access = next(e for e in lines if e["message"] == "rpc finished")
+    assert access["metadata"]["method"] == "/test.v1.Test/Unary"
+    assert access["metadata"]["status"] == "INTERNAL"
+    assert access["trace_id"] == crash["trace_id"] != ""
+
+
+async def test_success_passes_through(target: str) -> None:
+    assert await call(target, b"hi") == b"ok:hi"
+
+
+async def test_streaming_error_after_messages(target: str) -> None:
+    async with grpc.aio.insecure_channel(target) as channel:
+        responses = channel.unary_stream("/test.v1.Test/Stream")(b"")
+        assert await responses.read() == b"first"
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await responses.read()
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+async def test_port_in_use_names_the_port(target: str) -> None:
+    from ossa_runtime.server import PortInUseError
+
+    port = int(target.rsplit(":", 1)[1])
+    host = ServiceHost("second")
+    with pytest.raises(PortInUseError, match=str(port)):
+        host.bind("127.0.0.1", port)
