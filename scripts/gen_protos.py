@@ -5,9 +5,10 @@ Usage:  python scripts/gen_protos.py            # rewrite gen/ and third_party/ 
 
 Steps: copy the Google API protos from the installed googleapis-common-protos into third_party/
 (buf's second, offline module), `buf lint`, `buf build` the descriptor set Envoy's transcoder
-loads (gen/ossa.binpb), grpc_tools.protoc for *_pb2.py, *_pb2.pyi and *_pb2_grpc.py of our own
+loads (gen/ossa/ossa.binpb), grpc_tools.protoc for *_pb2.py, *_pb2.pyi and *_pb2_grpc.py of our own
 protos only (generating google/* would shadow the installed packages), then the OpenAPI 3.1
-document (gen/openapi.json) from the descriptor.
+document (gen/ossa/openapi.json) from the descriptor. Both sit inside the `ossa` package so they
+ship as its package data (read them with importlib.resources.files("ossa")).
 """
 
 from __future__ import annotations
@@ -67,14 +68,23 @@ def generate(out: Path) -> None:
 
     buf = _buf()
     _run([buf, "lint"])
-    _run([buf, "build", "--as-file-descriptor-set", "-o", str(out / "ossa.binpb")])
+    (out / "ossa").mkdir(parents=True, exist_ok=True)
+    _run([buf, "build", "--as-file-descriptor-set", "-o", str(out / "ossa" / "ossa.binpb")])
     wkt = Path(grpc_tools.__file__).resolve().parent / "_proto"
-    _run([
-        sys.executable, "-m", "grpc_tools.protoc",
-        f"-I{PROTOS}", f"-I{THIRD_PARTY}", f"-I{wkt}",
-        f"--python_out={out}", f"--pyi_out={out}", f"--grpc_python_out={out}",
-        *own_protos(),
-    ])
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{PROTOS}",
+            f"-I{THIRD_PARTY}",
+            f"-I{wkt}",
+            f"--python_out={out}",
+            f"--pyi_out={out}",
+            f"--grpc_python_out={out}",
+            *own_protos(),
+        ]
+    )
     for pkg in sorted({p.parent for p in out.rglob("*_pb2.py")}):
         while pkg != out:
             (pkg / "__init__.py").touch()
@@ -82,7 +92,7 @@ def generate(out: Path) -> None:
     sys.path.insert(0, str(ROOT))
     from gateway_http.openapi import write_openapi
 
-    write_openapi(out / "ossa.binpb", out / "openapi.json")
+    write_openapi(out / "ossa" / "ossa.binpb", out / "ossa" / "openapi.json")
 
 
 def _diff(a: Path, b: Path) -> list[str]:
@@ -90,9 +100,7 @@ def _diff(a: Path, b: Path) -> list[str]:
     files_b = {p.relative_to(b) for p in b.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
     problems = [f"missing from the tree: {p}" for p in sorted(files_b - files_a)]
     problems += [f"stale in the tree: {p}" for p in sorted(files_a - files_b)]
-    problems += [
-        f"differs: {p}" for p in sorted(files_a & files_b) if not filecmp.cmp(a / p, b / p, shallow=False)
-    ]
+    problems += [f"differs: {p}" for p in sorted(files_a & files_b) if not filecmp.cmp(a / p, b / p, shallow=False)]
     return problems
 
 

@@ -13,8 +13,14 @@ pytestmark = pytest.mark.integration
 
 SPEC_TABLES = {"agents", "workflows", "executions", "tasks", "metrics"}
 SPEC_INDEXES = {
-    "idx_agents_type", "idx_agents_status", "idx_workflows_status", "idx_executions_workflow",
-    "idx_executions_status", "idx_tasks_execution", "idx_tasks_agent", "idx_tasks_status",
+    "idx_agents_type",
+    "idx_agents_status",
+    "idx_workflows_status",
+    "idx_executions_workflow",
+    "idx_executions_status",
+    "idx_tasks_execution",
+    "idx_tasks_agent",
+    "idx_tasks_status",
     "idx_metrics_agent_timestamp",
 }
 
@@ -26,10 +32,14 @@ async def test_concurrent_migrations_apply_once(database_url: str) -> None:
         versions = [m.version for m in load_migrations()]
         assert sorted(v for r in results for v in r) == versions  # each applied by exactly one caller
         assert await migrate(conns[0]) == []  # idempotent
-        tables = {r["tablename"] for r in await conns[0].fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
-        assert SPEC_TABLES <= tables
-        indexes = {r["indexname"] for r in await conns[0].fetch("SELECT indexname FROM pg_indexes WHERE schemaname='public'")}
-        assert SPEC_INDEXES <= indexes
+        tables = {
+            r["tablename"] for r in await conns[0].fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")
+        }
+        assert tables >= SPEC_TABLES
+        indexes = {
+            r["indexname"] for r in await conns[0].fetch("SELECT indexname FROM pg_indexes WHERE schemaname='public'")
+        }
+        assert indexes >= SPEC_INDEXES
     finally:
         for c in conns:
             await c.close()

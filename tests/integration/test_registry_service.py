@@ -118,7 +118,10 @@ async def test_get_list_delete(stub: Stub) -> None:
     call = stub.DeleteAgent(pb.DeleteAgentRequest(agent_id=judge.id))
     await call
     assert ("x-http-code", "204") in tuple(await call.initial_metadata())
-    for rpc in (stub.GetAgent(pb.GetAgentRequest(agent_id=judge.id)), stub.DeleteAgent(pb.DeleteAgentRequest(agent_id=judge.id))):
+    for rpc in (
+        stub.GetAgent(pb.GetAgentRequest(agent_id=judge.id)),
+        stub.DeleteAgent(pb.DeleteAgentRequest(agent_id=judge.id)),
+    ):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await rpc
         assert err.value.code() == grpc.StatusCode.NOT_FOUND

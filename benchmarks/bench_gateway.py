@@ -1,0 +1,257 @@
+"""Registry and gateway benchmark: latency percentiles and throughput, next to the spec's targets.
+
+    python benchmarks/bench_gateway.py --start                 # start a platform just for this run
+    python benchmarks/bench_gateway.py --gateway 127.0.0.1:3100 --registry 127.0.0.1:3011
+
+Latency: one request in flight, REST through Envoy and gRPC (direct and through Envoy).
+Throughput: several client processes with keep-alive connections, for a fixed time, against the
+gateway (reads: GET /api/v1/agents/{id}; writes: POST /api/v1/agents). Load generator, Envoy,
+services and databases share this machine's cores, so every figure is for the whole box.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import multiprocessing as mp
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ossa.registry.v1 import registry_pb2 as pb
+from ossa.registry.v1 import registry_pb2_grpc
+
+# The spec's "Service Latency Targets" (ms) and "Throughput Targets" (requests/s).
+TARGETS = {"Agent Registration": (10, 25, 50), "Health Check": (2, 5, 10)}
+GATEWAY_READ_RPS, GATEWAY_WRITE_RPS = 10_000, 1_000
+
+
+@dataclass
+class Result:
+    operation: str
+    path: str
+    samples: list[float]  # seconds
+    elapsed: float
+    errors: int = 0
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    @property
+    def rps(self) -> float:
+        return len(self.samples) / self.elapsed if self.elapsed else 0.0
+
+
+def http_call(conn: http.client.HTTPConnection, method: str, path: str, body: bytes | None = None) -> int:
+    headers = {"content-type": "application/json"} if body else {}
+    conn.request(method, path, body=body, headers=headers)
+    resp = conn.getresponse()
+    resp.read()
+    return resp.status
+
+
+def agent_body() -> bytes:
+    name = f"bench-{secrets.token_hex(6)}"
+    return json.dumps({"name": name, "type": "worker", "version": "1.0.0", "capabilities": ["bench"]}).encode()
+
+
+def rest_latency(
+    gateway: str, operation: str, method: str, path: str, n: int, body: Callable[[], bytes | None]
+) -> Result:
+    host, port = gateway.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    samples, errors = [], 0
+    started = time.perf_counter()
+    for _ in range(n):
+        t0 = time.perf_counter()
+        status = http_call(conn, method, path, body())
+        samples.append(time.perf_counter() - t0)
+        errors += status >= 400
+    conn.close()
+    return Result(operation, f"REST {method} via Envoy", samples, time.perf_counter() - started, errors)
+
+
+async def grpc_latency(operation: str, path: str, n: int, call: Callable[[], Awaitable[object]]) -> Result:
+    samples = []
+    started = time.perf_counter()
+    for _ in range(n):
+        t0 = time.perf_counter()
+        await call()
+        samples.append(time.perf_counter() - t0)
+    return Result(operation, path, samples, time.perf_counter() - started)
+
+
+async def latency_suite(gateway: str, registry: str, n: int) -> tuple[list[Result], str]:
+    results = [
+        rest_latency(gateway, "Agent Registration", "POST", "/api/v1/agents", n, agent_body),
+    ]
+    async with grpc.aio.insecure_channel(registry) as direct, grpc.aio.insecure_channel(gateway) as via_envoy:
+        stub, stub_envoy = (
+            registry_pb2_grpc.AgentRegistryServiceStub(direct),
+            registry_pb2_grpc.AgentRegistryServiceStub(via_envoy),
+        )
+
+        async def create() -> object:
+            name = f"bench-{secrets.token_hex(6)}"
+            return await stub.CreateAgent(pb.CreateAgentRequest(name=name, type=pb.AgentType.worker, version="1.0.0"))
+
+        results.append(await grpc_latency("Agent Registration", "gRPC direct", n, create))
+        agent = (
+            await stub.CreateAgent(
+                pb.CreateAgentRequest(name=f"bench-{secrets.token_hex(6)}", type=pb.AgentType.worker, version="1.0.0")
+            )
+        ).agent
+        results.append(rest_latency(gateway, "Get Agent", "GET", f"/api/v1/agents/{agent.id}", n, lambda: None))
+        get = pb.GetAgentRequest(agent_id=agent.id)
+        results.append(await grpc_latency("Get Agent", "gRPC direct", n, lambda: stub.GetAgent(get)))
+        results.append(await grpc_latency("Get Agent", "gRPC via Envoy", n, lambda: stub_envoy.GetAgent(get)))
+        results.append(rest_latency(gateway, "Health Check", "GET", "/api/v1/health", n, lambda: None))
+        health = health_pb2_grpc.HealthStub(direct)
+        check = health_pb2.HealthCheckRequest()
+        results.append(await grpc_latency("Health Check", "gRPC grpc.health.v1 direct", n, lambda: health.Check(check)))
+    return results, agent.id
+
+
+def _load_worker(gateway: str, method: str, path: str, threads: int, duration: float, queue: mp.Queue) -> None:  # type: ignore[type-arg]
+    host, port = gateway.rsplit(":", 1)
+    samples: list[float] = []
+    errors = [0]
+    deadline = time.perf_counter() + duration
+    lock = threading.Lock()
+
+    def loop() -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        mine = []
+        bad = 0
+        while time.perf_counter() < deadline:
+            body = agent_body() if method == "POST" else None
+            t0 = time.perf_counter()
+            status = http_call(conn, method, path, body)
+            mine.append(time.perf_counter() - t0)
+            bad += status >= 400
+        conn.close()
+        with lock:
+            samples.extend(mine)
+            errors[0] += bad
+
+    workers = [threading.Thread(target=loop) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    queue.put((samples, errors[0]))
+
+
+def throughput(
+    gateway: str, operation: str, method: str, path: str, processes: int, threads: int, duration: float
+) -> Result:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [
+        ctx.Process(target=_load_worker, args=(gateway, method, path, threads, duration, queue))
+        for _ in range(processes)
+    ]
+    started = time.perf_counter()
+    for p in procs:
+        p.start()
+    samples: list[float] = []
+    errors = 0
+    for _ in procs:
+        s, e = queue.get()
+        samples.extend(s)
+        errors += e
+    for p in procs:
+        p.join()
+    label = f"REST {method} via Envoy, {processes}x{threads} conns"
+    return Result(operation, label, samples, time.perf_counter() - started, errors)
+
+
+def print_table(title: str, rows: list[Result], targets: dict[str, str]) -> None:
+    print(f"\n{title}")
+    header = (
+        f"{'operation':<20} {'path':<36} {'n':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+        f"{'req/s':>8} {'err':>5}  target"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r.operation:<20} {r.path:<36} {len(r.samples):>7} {r.pct(0.50):>8.2f} {r.pct(0.95):>8.2f} "
+            f"{r.pct(0.99):>8.2f} {r.rps:>8.0f} {r.errors:>5}  {targets.get(r.operation, '')}"
+        )
+
+
+def machine_note() -> str:
+    load = os.getloadavg()
+    return f"cores={os.cpu_count()} loadavg(1/5/15m)={load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gateway", default="127.0.0.1:3100")
+    parser.add_argument("--registry", default="127.0.0.1:3011")
+    parser.add_argument("--start", action="store_true", help="start a platform in a temp dir for this run")
+    parser.add_argument("--registry-workers", type=int, default=2, help="with --start: registry processes")
+    parser.add_argument("-n", type=int, default=500, help="requests per latency row")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per throughput row")
+    parser.add_argument("--processes", type=int, default=2, help="load generator processes")
+    parser.add_argument("--threads", type=int, default=8, help="connections per load generator process")
+    args = parser.parse_args()
+
+    platform = None
+    if args.start:
+        from tests.e2e.platform import make_platform
+
+        platform = make_platform(Path(tempfile.mkdtemp(prefix="ossa-bench-")) / "data", {"OSSA_LOG_LEVEL": "warning"})
+        platform.start("--registry-workers", str(args.registry_workers))
+        args.gateway, args.registry = platform.gateway, platform.registry
+    try:
+        print(f"machine before: {machine_note()}")
+        latency, agent_id = asyncio.run(latency_suite(args.gateway, args.registry, args.n))
+        targets = {op: f"p50/p95/p99 {a}/{b}/{c} ms" for op, (a, b, c) in TARGETS.items()}
+        print_table("Latency, one request in flight", latency, targets)
+        load = [
+            throughput(
+                args.gateway,
+                "Gateway read",
+                "GET",
+                f"/api/v1/agents/{agent_id}",
+                args.processes,
+                args.threads,
+                args.duration,
+            ),
+            throughput(
+                args.gateway, "Gateway write", "POST", "/api/v1/agents", args.processes, args.threads, args.duration
+            ),
+        ]
+        print_table(
+            "Throughput, concurrent keep-alive clients",
+            load,
+            {"Gateway read": f"{GATEWAY_READ_RPS} req/s", "Gateway write": f"{GATEWAY_WRITE_RPS} req/s"},
+        )
+        print(f"\nmachine after: {machine_note()}")
+        spread = statistics.pstdev([r.pct(0.5) for r in latency if r.operation == "Get Agent"])
+        print(f"spread of get-agent p50 across paths: {spread:.2f} ms")
+    finally:
+        if platform is not None:
+            platform.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

