@@ -8,7 +8,6 @@ from memory, so a health check costs no I/O on the request path and stays fast u
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ossa.gateway.v1 import gateway_pb2 as pb
 from ossa_runtime.health import ProbeResult, run_probe
 from ossa_runtime.settings import Settings
+from ossa_runtime.topology import BACKENDS
 
 State = pb.HealthState
 
@@ -41,11 +41,6 @@ def grpc_health_probe(channel: grpc.aio.Channel, service: str) -> Callable[[], A
             raise RuntimeError(f"reports {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}")
 
     return probe
-
-
-def service_installed(package: str) -> bool:
-    """Orchestrator and monitoring join the report once their packages exist in this deployment."""
-    return importlib.util.find_spec(package) is not None
 
 
 class HealthReporter:
@@ -87,18 +82,13 @@ def _version() -> str:
 
 
 def service_components(settings: Settings, channels: dict[str, grpc.aio.Channel]) -> list[Component]:
-    """The services the gateway fronts: (component name, package, port, gRPC service name)."""
-    known = [
-        ("registry", "registry_svc", settings.registry_port, "ossa.registry.v1.AgentRegistryService"),
-        ("orchestrator", "orchestrator_svc", settings.orchestrator_port, "ossa.orchestrator.v1.OrchestratorService"),
-        ("monitoring", "monitoring_svc", settings.monitoring_port, "ossa.monitoring.v1.MonitoringService"),
-    ]
+    """The services the gateway fronts; those not installed in this deployment show as disabled."""
     out = []
-    for name, package, port, service in known:
-        target = f"{settings.host}:{port}"
+    for info in BACKENDS:
+        target = f"{settings.host}:{info.port(settings)}"
         probe = None
-        if service_installed(package):
-            channels[name] = grpc.aio.insecure_channel(target)
-            probe = grpc_health_probe(channels[name], service)
-        out.append(Component(name, "service", target, probe))
+        if info.installed():
+            channels[info.name] = grpc.aio.insecure_channel(target)
+            probe = grpc_health_probe(channels[info.name], info.grpc_service)
+        out.append(Component(info.name, "service", target, probe))
     return out

