@@ -213,6 +213,7 @@ def summary(plan: Plan, supervisor: Supervisor) -> str:
         table,
         "",
         f"  data directory  {plan.settings.data_dir}",
+        f"  Envoy admin     http://127.0.0.1:{plan.settings.envoy_admin_port}",
         f"  PostgreSQL      {_hide_password(plan.database_url())}"
         + ("" if plan.postgres is None else f"  (password in {plan.postgres.password_path})"),
         f"  Redis           {plan.redis_url()}",

@@ -287,6 +287,7 @@ class Supervisor:
             return 1
         finally:
             await self.stop()
+            self.say("stopped")
             for sig in signals:
                 loop.remove_signal_handler(sig)
 

@@ -28,6 +28,9 @@ def agent_from_row(row: Any) -> pb.Agent:
         created_at=timestamp(row["created_at"]),
         updated_at=timestamp(row["updated_at"]),
     )
+    # Always present in JSON, as `{}` when empty (the spec's Agent has both objects).
+    agent.config.SetInParent()
+    agent.metadata.SetInParent()
     agent.config.update(row["config"] or {})
     agent.metadata.update(row["metadata"] or {})
     if row["last_heartbeat"] is not None:

@@ -30,7 +30,8 @@ def new_agent(**changes: Any) -> dict[str, Any]:
 
 
 def register(platform: Platform, **changes: Any) -> dict[str, Any]:
-    status, _, agent = request(platform.gateway, "POST", "/api/v1/agents", new_agent(**changes))
+    body = {k: v for k, v in new_agent(**changes).items() if v is not None}
+    status, _, agent = request(platform.gateway, "POST", "/api/v1/agents", body)
     assert status == 201, agent
     assert isinstance(agent, dict)
     return agent
@@ -104,6 +105,13 @@ def test_list_filters_by_type_and_status(platform: Platform) -> None:
 def test_bad_filters_are_400(platform: Platform, query: str) -> None:
     status, headers, body = request(platform.gateway, "GET", f"/api/v1/agents?{query}")
     assert_error(status, headers, body, 400)
+
+
+def test_minimal_registration_has_the_full_shape(platform: Platform) -> None:
+    body = {"name": f"bare-{secrets.token_hex(4)}", "type": "critic", "version": "0.0.1"}
+    agent = register(platform, **body, capabilities=None, config=None, metadata=None)
+    assert {"id", "name", "type", "version", "status", "capabilities", "config", "metadata"} <= set(agent)
+    assert (agent["capabilities"], agent["config"], agent["metadata"]) == ([], {}, {})
 
 
 def test_get_agent(platform: Platform) -> None:
