@@ -36,6 +36,7 @@ SERVERS = [{"url": "http://localhost:3100", "description": "Local gateway (ossa 
 SUCCESS_STATUS: dict[str, int] = {
     "ossa.registry.v1.AgentRegistryService.CreateAgent": 201,
     "ossa.registry.v1.AgentRegistryService.DeleteAgent": 204,
+    "ossa.orchestrator.v1.OrchestratorService.StartExecution": 202,
 }
 # Methods that answer another status with their normal reply body, e.g. an unhealthy report.
 ALSO_SUCCESS: dict[str, tuple[int, str]] = {
@@ -49,6 +50,8 @@ ALSO_SUCCESS: dict[str, tuple[int, str]] = {
 REQUIRED: dict[str, list[str]] = {
     "ossa.registry.v1.Agent": ["id", "name", "type", "version", "status"],
     "ossa.registry.v1.CreateAgentRequest": ["name", "type", "version"],
+    "ossa.orchestrator.v1.CreateWorkflowRequest": ["name", "version", "definition"],
+    "ossa.orchestrator.v1.StartExecutionResponse": ["execution_id", "workflow_id", "status", "started_at"],
     # Replies: fields Envoy always prints (always_print_primitive_fields).
     "ossa.gateway.v1.GetHealthResponse": ["status", "version", "components"],
     "ossa.gateway.v1.ComponentHealth": ["name", "kind", "state"],

@@ -73,6 +73,13 @@ def _add_up(sub: Any) -> None:
         help=f"registry processes sharing its port (default: ${PREFIX}REGISTRY_WORKERS or 1)",
     )
     up.add_argument(
+        "--orchestrators",
+        type=_positive_int,
+        metavar="N",
+        dest="orchestrator_workers",
+        help=f"orchestrator processes sharing its port (default: ${PREFIX}ORCHESTRATOR_WORKERS or 1)",
+    )
+    up.add_argument(
         "--startup-timeout", type=float, default=60.0, metavar="SECONDS", help="give up starting after this long"
     )
     ports = up.add_argument_group("ports", "0 picks a free port; each also reads OSSA_<NAME>_PORT")
@@ -102,8 +109,9 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str] | None =
     overrides: dict[str, Any] = {}
     if getattr(args, "data_dir", None) is not None:
         overrides["data_dir"] = Path(args.data_dir).expanduser()
-    if getattr(args, "registry_workers", None) is not None:
-        overrides["registry_workers"] = args.registry_workers
+    for workers in ("registry_workers", "orchestrator_workers"):
+        if getattr(args, workers, None) is not None:
+            overrides[workers] = getattr(args, workers)
     for name in port_fields():
         value = getattr(args, name, None)
         if value is not None:

@@ -21,7 +21,7 @@ from ossa_cli.probes import all_of, connect_host, grpc_health, http_ok
 from ossa_cli.supervisor import Component
 from ossa_cli.valkey import EmbeddedValkey
 from ossa_runtime.settings import Settings
-from ossa_runtime.topology import REGISTRY, SERVICES
+from ossa_runtime.topology import ORCHESTRATOR, REGISTRY, SERVICES
 
 HEALTH_PATH = "/api/v1/health"
 ENVOY_ADMIN_HOST = "127.0.0.1"  # envoy/envoy.yaml binds its admin interface to loopback
@@ -84,7 +84,7 @@ def build_plan(settings: Settings, *, python: str = sys.executable) -> Plan:
     for info in (info for info in SERVICES if info.installed()):
         port = info.port(s)
         plan.claims.append(PortClaim(info.name, s.host, port, info.port_field))
-        copies = s.registry_workers if info is REGISTRY else 1
+        copies = {REGISTRY: s.registry_workers, ORCHESTRATOR: s.orchestrator_workers}.get(info, 1)
         for i in range(copies):
             name = info.name if copies == 1 else f"{info.name}[{i + 1}]"
             services.append(_service(plan, name, info.name, info.package, port))

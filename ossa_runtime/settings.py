@@ -48,6 +48,8 @@ class Settings:
     redis_port: int = 6382
     # How many processes serve the registry (they share its port with SO_REUSEPORT).
     registry_workers: int = 1
+    # How many orchestrator processes run (they share its port; PostgreSQL arbitrates their claims).
+    orchestrator_workers: int = 1
     # Logging: level and the service name written in every line.
     log_level: str = "info"
     service_name: str = "ossa"
@@ -63,6 +65,12 @@ class Settings:
     offline_after_seconds: int = 60
     offline_sweep_seconds: float = 15.0
     heartbeat_flush_seconds: float = 1.0
+    # Orchestrator: how often idle lease streams look for work, expired leases are swept and the
+    # Redis queue mirror is checked; retry backoff (doubling from the base up to the cap).
+    dispatch_poll_seconds: float = 0.25
+    lease_sweep_seconds: float = 1.0
+    retry_backoff_seconds: float = 1.0
+    retry_backoff_max_seconds: float = 60.0
     # Dependency probes behind grpc.health.v1 and GET /api/v1/health.
     health_probe_seconds: float = 1.0
     health_probe_timeout_seconds: float = 1.0

@@ -53,11 +53,13 @@ class AgentStore:
         rows: list[Row] = await self.pool.fetch(
             f"""SELECT {_COLUMNS} FROM agents
                 WHERE ($1::text IS NULL OR type = $1) AND ($2::text IS NULL OR status = $2)
+                  AND ($5::text IS NULL OR name = $5)
                 ORDER BY created_at, id LIMIT $3 OFFSET $4""",
             where.type,
             where.status,
             where.limit,
             where.offset,
+            where.name,
         )
         return rows
 

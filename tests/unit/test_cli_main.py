@@ -80,7 +80,8 @@ def test_plan_adds_optional_services_once_installed(tmp_path: Path, monkeypatch:
     assert any(c.component == "monitoring" and c.port == 3013 for c in plan.claims)
 
 
-def test_plan_uses_configured_servers_instead_of_embedded_ones(tmp_path: Path) -> None:
+def test_plan_uses_configured_servers_instead_of_embedded_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ossa_runtime.topology.ServiceInfo.installed", lambda self: not self.optional)
     s = Settings.from_env({}, data_dir=tmp_path, database_url="postgresql://u:p@db:5432/x", redis_url="redis://r:1/0")
     plan = build_plan(s)
     assert [c.name for c in plan.stages[0]] == ["registry", "gateway"]

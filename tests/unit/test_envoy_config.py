@@ -264,28 +264,28 @@ def test_rendering_twice_leaves_files_alone(tmp_path: Path) -> None:
     assert sorted(stamps) == ["envoy.yaml", "openapi.json", "ossa.binpb", "status.lua"]
 
 
-def _orchestrator_file() -> descriptor_pb2.FileDescriptorProto:
+def _monitoring_file() -> descriptor_pb2.FileDescriptorProto:
     f = descriptor_pb2.FileDescriptorProto(
-        name="ossa/orchestrator/v1/orchestrator.proto", package="ossa.orchestrator.v1", syntax="proto3"
+        name="ossa/monitoring/v1/monitoring.proto", package="ossa.monitoring.v1", syntax="proto3"
     )
-    f.message_type.add(name="OrchestrateRequest").field.add(
+    f.message_type.add(name="PushRequest").field.add(
         name="goal", number=1, type=FDP.TYPE_STRING, label=FDP.LABEL_OPTIONAL
     )
-    f.message_type.add(name="OrchestrateResponse").field.add(
+    f.message_type.add(name="PushResponse").field.add(
         name="workflow_id", number=1, type=FDP.TYPE_STRING, label=FDP.LABEL_OPTIONAL
     )
-    service = f.service.add(name="OrchestratorService")
-    orchestrate = service.method.add(
-        name="Orchestrate",
-        input_type=".ossa.orchestrator.v1.OrchestrateRequest",
-        output_type=".ossa.orchestrator.v1.OrchestrateResponse",
+    service = f.service.add(name="MonitoringService")
+    push = service.method.add(
+        name="Push",
+        input_type=".ossa.monitoring.v1.PushRequest",
+        output_type=".ossa.monitoring.v1.PushResponse",
     )
-    rule = orchestrate.options.Extensions[annotations_pb2.http]
-    rule.post, rule.body = "/api/v1/orchestrate", "*"
+    rule = push.options.Extensions[annotations_pb2.http]
+    rule.post, rule.body = "/api/v1/metrics", "*"
     service.method.add(
         name="Watch",
-        input_type=".ossa.orchestrator.v1.OrchestrateRequest",
-        output_type=".ossa.orchestrator.v1.OrchestrateResponse",
+        input_type=".ossa.monitoring.v1.PushRequest",
+        output_type=".ossa.monitoring.v1.PushResponse",
         server_streaming=True,
     )
     return f
@@ -293,13 +293,13 @@ def _orchestrator_file() -> descriptor_pb2.FileDescriptorProto:
 
 def test_new_services_in_the_descriptor_are_served(tmp_path: Path, descriptor: bytes) -> None:
     fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor)
-    fds.file.append(_orchestrator_file())
+    fds.file.append(_monitoring_file())
     path = render_envoy_config(make_settings(tmp_path), tmp_path / "envoy", descriptor=fds.SerializeToString())
     validate_envoy_config(path)  # Envoy resolves every listed service in the descriptor
     config = load(path)
-    assert "ossa.orchestrator.v1.OrchestratorService" in http_filter(config, TRANSCODER)["services"]
+    assert "ossa.monitoring.v1.MonitoringService" in http_filter(config, TRANSCODER)["services"]
     by_path = {r["match"]["path"]: r["route"] for r in routes(config) if "path" in r["match"] and "route" in r}
-    assert by_path["/ossa.orchestrator.v1.OrchestratorService/Watch"] == {"cluster": "orchestrator", "timeout": "0s"}
+    assert by_path["/ossa.monitoring.v1.MonitoringService/Watch"] == {"cluster": "monitoring", "timeout": "0s"}
 
 
 def test_envoy_binary_is_found() -> None:

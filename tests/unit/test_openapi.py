@@ -65,10 +65,21 @@ def test_paths_verbs_and_success_codes(doc: dict[str, Any]) -> None:
         ("GET", "/api/v1/agents/{agent_id}"): ["200", "400", "404", "500", "503"],
         ("DELETE", "/api/v1/agents/{agent_id}"): ["204", "400", "404", "500", "503"],
         ("GET", "/api/v1/health"): ["200", "400", "500", "503"],
+        ("POST", "/api/v1/workflows"): ["201", "400", "409", "500", "503"],
+        ("GET", "/api/v1/workflows"): ["200", "400", "500", "503"],
+        ("GET", "/api/v1/workflows/{workflow_id}"): ["200", "400", "404", "500", "503"],
+        ("POST", "/api/v1/workflows/{workflow_id}/publish"): ["200", "400", "404", "500", "503"],
+        ("POST", "/api/v1/workflows/{workflow_id}/deprecate"): ["200", "400", "404", "500", "503"],
+        ("POST", "/api/v1/orchestrate"): ["202", "400", "500", "503"],
+        ("GET", "/api/v1/executions"): ["200", "400", "500", "503"],
+        ("GET", "/api/v1/executions/{execution_id}"): ["200", "400", "404", "500", "503"],
+        ("POST", "/api/v1/executions/{execution_id}/cancel"): ["200", "400", "404", "500", "503"],
+        ("GET", "/api/v1/executions/{execution_id}/tasks"): ["200", "400", "404", "500", "503"],
+        ("GET", "/api/v1/tasks/{task_id}"): ["200", "400", "404", "500", "503"],
     }
     ids = [op["operationId"] for _, _, op in operations(doc)]
     assert len(ids) == len(set(ids)) and "AgentRegistryService_CreateAgent" in ids
-    assert {t["name"] for t in doc["tags"]} == {"AgentRegistryService", "GatewayService"}
+    assert {t["name"] for t in doc["tags"]} == {"AgentRegistryService", "GatewayService", "OrchestratorService"}
 
 
 def test_rpcs_without_http_rule_are_absent(doc: dict[str, Any]) -> None:
@@ -91,7 +102,7 @@ def test_register_agent(doc: dict[str, Any]) -> None:
 def test_list_agents(doc: dict[str, Any]) -> None:
     op = doc["paths"]["/api/v1/agents"]["get"]
     params = {p["name"]: p for p in op["parameters"]}
-    assert list(params) == ["type", "status", "limit", "offset"]
+    assert list(params) == ["type", "status", "limit", "offset", "name"]
     assert all(p["in"] == "query" and p["required"] is False for p in params.values())
     assert params["type"]["schema"] == {"type": "string", "enum": AGENT_TYPES}
     assert params["status"]["schema"] == {"type": "string", "enum": AGENT_STATUSES}
@@ -151,6 +162,13 @@ def test_only_reachable_messages_are_components(doc: dict[str, Any]) -> None:
         "CreateAgentRequest",
         "Error",
         "GetHealthResponse",
+        "Workflow",
+        "CreateWorkflowRequest",
+        "StartExecutionRequest",
+        "StartExecutionResponse",
+        "Execution",
+        "Task",
+        "TaskAttempt",
     }
 
 

@@ -101,16 +101,18 @@ class CreateAgentResponse(_message.Message):
     def __init__(self, agent: _Optional[_Union[Agent, _Mapping]] = ...) -> None: ...
 
 class ListAgentsRequest(_message.Message):
-    __slots__ = ("type", "status", "limit", "offset")
+    __slots__ = ("type", "status", "limit", "offset", "name")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
     type: AgentType.Value
     status: AgentStatus.Value
     limit: int
     offset: int
-    def __init__(self, type: _Optional[_Union[AgentType.Value, str]] = ..., status: _Optional[_Union[AgentStatus.Value, str]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+    name: str
+    def __init__(self, type: _Optional[_Union[AgentType.Value, str]] = ..., status: _Optional[_Union[AgentStatus.Value, str]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., name: _Optional[str] = ...) -> None: ...
 
 class ListAgentsResponse(_message.Message):
     __slots__ = ("agents",)

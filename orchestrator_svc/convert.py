@@ -1,0 +1,105 @@
+"""PostgreSQL rows → protobuf messages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from google.protobuf import struct_pb2, timestamp_pb2
+
+from ossa.orchestrator.v1 import orchestrator_pb2 as pb
+
+
+def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def struct(value: dict[str, Any] | None) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    s.update(value or {})
+    return s
+
+
+def _times(message: Any, row: Any, *names: str) -> None:
+    for name in names:
+        if row[name] is not None:
+            getattr(message, name).CopyFrom(timestamp(row[name]))
+
+
+def workflow(row: Any) -> pb.Workflow:
+    out = pb.Workflow(
+        id=row["id"],
+        name=row["name"],
+        version=row["version"],
+        description=row["description"],
+        definition=struct(row["definition"]),
+        status=row["status"],  # enum value names are the stored strings
+    )
+    _times(out, row, "created_at", "updated_at")
+    return out
+
+
+def execution(row: Any) -> pb.Execution:
+    out = pb.Execution(
+        id=row["id"],
+        workflow_id=row["workflow_id"],
+        status=row["status"],
+        context=struct(row["context"]),
+        results=struct(row["results"]),
+        error=row["error"] or "",
+        retry_count=row["retry_count"] or 0,
+        priority=row["priority"] or 0,
+    )
+    _times(out, row, "started_at", "completed_at")
+    return out
+
+
+def task(row: Any, attempts: Sequence[Any] = ()) -> pb.Task:
+    out = pb.Task(
+        id=row["id"],
+        execution_id=row["execution_id"],
+        agent_id=row["agent_id"] or "",
+        name=row["name"],
+        status=row["status"],
+        priority=row["priority"],
+        input=struct(row["input"]),
+        output=struct(row["output"]),
+        error=row["error"] or "",
+        timeout_seconds=row["timeout_seconds"],
+        capability=row["capability"],
+        agent_type=row["agent_type"] or "",
+        attempt=row["attempt"],
+        max_retries=row["max_retries"],
+        lease_seconds=row["lease_seconds"],
+    )
+    _times(out, row, "started_at", "completed_at", "lease_expires_at")
+    for a in attempts:
+        attempt = out.attempts.add(
+            attempt=a["attempt"],
+            agent_id=a["agent_id"] or "",
+            fencing_token=a["fencing_token"],
+            outcome=a["outcome"],
+            error=a["error"] or "",
+            late_results=a["late_results"],
+        )
+        _times(attempt, a, "started_at", "finished_at")
+    return out
+
+
+def assignment(row: Any) -> pb.Assignment:
+    out = pb.Assignment(
+        task_id=row["id"],
+        execution_id=row["execution_id"],
+        step_id=row["name"],
+        capability=row["capability"],
+        input=struct(row["input"]),
+        fencing_token=row["fencing_token"],
+        lease_seconds=row["lease_seconds"],
+        timeout_seconds=row["timeout_seconds"],
+        attempt=row["attempt"],
+    )
+    _times(out, row, "lease_expires_at")
+    return out

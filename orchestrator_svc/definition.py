@@ -1,0 +1,158 @@
+"""Workflow definitions: a DAG of steps, validated on create; every error names step and field.
+
+{"steps": [{"id": "fetch", "capability": "http.get", "agent_type": "worker", "input": {},
+            "depends_on": [], "priority": 5, "timeout_seconds": 300, "lease_seconds": 30,
+            "max_retries": 3}]}
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ossa_runtime.errors import FieldViolation, InvalidArgument
+
+AGENT_TYPES = ("orchestrator", "worker", "critic", "judge", "trainer", "governor", "monitor", "integrator")
+STEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_STEPS = 1000
+STEP_KEYS = {
+    "id", "capability", "agent_type", "input", "depends_on", "priority",
+    "timeout_seconds", "lease_seconds", "max_retries",
+}  # fmt: skip
+# (default, minimum, maximum) of the integer fields.
+INTS = {
+    "priority": (5, 1, 10),
+    "timeout_seconds": (300, 1, 7 * 24 * 3600),
+    "lease_seconds": (30, 1, 3600),
+    "max_retries": (3, 0, 100),
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    capability: str
+    agent_type: str | None = None
+    input: dict[str, Any] = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+    priority: int = 5
+    timeout_seconds: int = 300
+    lease_seconds: int = 30
+    max_retries: int = 3
+
+
+@dataclass(frozen=True)
+class Definition:
+    steps: tuple[Step, ...]
+
+    def step(self, step_id: str) -> Step:
+        return next(s for s in self.steps if s.id == step_id)
+
+    def roots(self) -> list[Step]:
+        return [s for s in self.steps if not s.depends_on]
+
+    def dependents(self, step_id: str) -> list[Step]:
+        return [s for s in self.steps if step_id in s.depends_on]
+
+
+def _int(raw: Any, where: str, name: str, problems: list[FieldViolation]) -> int:
+    default, low, high = INTS[name]
+    if raw is None:
+        return default
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or int(raw) != raw:
+        problems.append(FieldViolation(f"{where}.{name}", f"must be a whole number, got {raw!r}"))
+        return default
+    if not low <= raw <= high:
+        problems.append(FieldViolation(f"{where}.{name}", f"must be between {low} and {high}, got {int(raw)}"))
+    return int(raw)
+
+
+def _step(raw: Any, where: str, problems: list[FieldViolation]) -> Step | None:
+    if not isinstance(raw, dict):
+        problems.append(FieldViolation(where, "must be an object"))
+        return None
+    for key in sorted(set(raw) - STEP_KEYS):
+        problems.append(FieldViolation(f"{where}.{key}", "is not a step field"))
+    step_id = raw.get("id")
+    if not isinstance(step_id, str) or not STEP_ID.match(step_id):
+        problems.append(FieldViolation(f"{where}.id", "must be 1-64 letters, digits, '_', '-' or '.'"))
+        step_id = None
+    else:
+        where = f"definition.steps[{step_id}]"
+    capability = raw.get("capability")
+    if not isinstance(capability, str) or not capability.strip() or len(capability) > 255:
+        problems.append(FieldViolation(f"{where}.capability", "is required (1-255 characters)"))
+    agent_type = raw.get("agent_type")
+    if agent_type is not None and agent_type not in AGENT_TYPES:
+        problems.append(FieldViolation(f"{where}.agent_type", f"must be one of {', '.join(AGENT_TYPES)}"))
+    step_input = raw.get("input", {})
+    if not isinstance(step_input, dict):
+        problems.append(FieldViolation(f"{where}.input", "must be an object"))
+    depends_on = raw.get("depends_on", [])
+    if not isinstance(depends_on, list) or not all(isinstance(d, str) for d in depends_on):
+        problems.append(FieldViolation(f"{where}.depends_on", "must be a list of step ids"))
+        depends_on = []
+    elif len(set(depends_on)) != len(depends_on):
+        problems.append(FieldViolation(f"{where}.depends_on", "lists a step twice"))
+    ints = {name: _int(raw.get(name), where, name, problems) for name in INTS}
+    if ints["lease_seconds"] > ints["timeout_seconds"]:
+        problems.append(FieldViolation(f"{where}.lease_seconds", "must not exceed timeout_seconds"))
+    if step_id is None or not isinstance(capability, str):
+        return None
+    return Step(
+        step_id,
+        capability,
+        agent_type,
+        step_input if isinstance(step_input, dict) else {},
+        tuple(depends_on),
+        **ints,
+    )
+
+
+def _find_cycle(steps: list[Step]) -> list[str]:
+    """Steps on a dependency cycle (empty when the graph is a DAG): Kahn's algorithm leftovers."""
+    waiting = {s.id: set(s.depends_on) for s in steps}
+    ready = [sid for sid, deps in waiting.items() if not deps]
+    while ready:
+        done = ready.pop()
+        del waiting[done]
+        for sid, deps in waiting.items():
+            if done in deps:
+                deps.discard(done)
+                if not deps:
+                    ready.append(sid)
+    return sorted(waiting)
+
+
+def parse_definition(raw: Any) -> Definition:
+    """Validate a definition document; raises InvalidArgument naming each bad step and field."""
+    problems: list[FieldViolation] = []
+    if not isinstance(raw, dict):
+        raise InvalidArgument("definition", "must be an object with a `steps` list")
+    for key in sorted(set(raw) - {"steps"}):
+        problems.append(FieldViolation(f"definition.{key}", "is not a definition field"))
+    raw_steps = raw.get("steps")
+    if not isinstance(raw_steps, list) or not raw_steps:
+        raise InvalidArgument("definition.steps", "must be a non-empty list of steps")
+    if len(raw_steps) > MAX_STEPS:
+        raise InvalidArgument("definition.steps", f"must have at most {MAX_STEPS} steps")
+    steps = [s for i, r in enumerate(raw_steps) if (s := _step(r, f"definition.steps[{i}]", problems))]
+    seen: set[str] = set()
+    for s in steps:
+        if s.id in seen:
+            problems.append(FieldViolation(f"definition.steps[{s.id}].id", f"duplicates step id {s.id!r}"))
+        seen.add(s.id)
+    for s in steps:
+        for dep in s.depends_on:
+            if dep not in seen:
+                problems.append(FieldViolation(f"definition.steps[{s.id}].depends_on", f"unknown step {dep!r}"))
+            elif dep == s.id:
+                problems.append(FieldViolation(f"definition.steps[{s.id}].depends_on", "depends on itself"))
+    if not problems:
+        cycle = _find_cycle(steps)
+        if cycle:
+            problems.append(FieldViolation("definition.steps", f"dependency cycle through {', '.join(cycle)}"))
+    if problems:
+        raise InvalidArgument(problems)
+    return Definition(tuple(steps))

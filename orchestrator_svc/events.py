@@ -1,0 +1,104 @@
+"""Wake-ups and lease revocations between orchestrator processes (Redis pub/sub).
+
+`ready` (a task was queued or a slot was freed) wakes every lease stream so work is handed out at
+once instead of at the next poll; `revoke` reaches the process whose stream serves the agent that
+holds a cancelled lease. Messages are hints: streams also poll, and a lost revoke only means the
+agent learns at its next renew or complete that its lease is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from orchestrator_svc.engine import Revoked
+
+log = logging.getLogger("ossa.orchestrator.events")
+CHANNEL = "ossa:orchestrator:events"
+
+
+class EventHub:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        self._wakers: set[asyncio.Event] = set()
+        self._revokers: dict[str, set[Callable[[Revoked], None]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    # Local side ------------------------------------------------------------------------------
+
+    def waker(self) -> asyncio.Event:
+        event = asyncio.Event()
+        self._wakers.add(event)
+        return event
+
+    def drop_waker(self, event: asyncio.Event) -> None:
+        self._wakers.discard(event)
+
+    def on_revoke(self, agent_id: str, callback: Callable[[Revoked], None]) -> Callable[[], None]:
+        self._revokers.setdefault(agent_id, set()).add(callback)
+        return lambda: self._revokers.get(agent_id, set()).discard(callback)
+
+    def _wake_local(self) -> None:
+        for event in self._wakers:
+            event.set()
+
+    def _revoke_local(self, revoked: Revoked) -> None:
+        for callback in list(self._revokers.get(revoked.agent_id, ())):
+            callback(revoked)
+
+    # Across processes ------------------------------------------------------------------------
+
+    async def _publish(self, message: dict[str, Any]) -> None:
+        try:
+            await self.redis.publish(CHANNEL, json.dumps(message))
+        except Exception as err:  # a hint only: streams poll
+            log.warning("could not publish an event", extra={"metadata": {"error": str(err)}})
+
+    async def ready(self) -> None:
+        self._wake_local()
+        await self._publish({"kind": "ready"})
+
+    async def revoke(self, revoked: Iterable[Revoked]) -> None:
+        for r in revoked:
+            self._revoke_local(r)
+            await self._publish(
+                {"kind": "revoke", "task_id": r.task_id, "agent_id": r.agent_id, "token": r.fencing_token,
+                 "reason": r.reason}
+            )  # fmt: skip
+
+    def _handle(self, raw: str) -> None:
+        message = json.loads(raw)
+        if message.get("kind") == "ready":
+            self._wake_local()
+        elif message.get("kind") == "revoke":
+            self._revoke_local(Revoked(message["task_id"], message["agent_id"], message["token"], message["reason"]))
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(CHANNEL)
+                    async for message in pubsub.listen():
+                        if message and message.get("type") == "message":
+                            self._handle(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                log.warning("event subscription lost; resubscribing", extra={"metadata": {"error": str(err)}})
+                self._wake_local()
+                await asyncio.sleep(1.0)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._listen(), name="orchestrator-events")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None

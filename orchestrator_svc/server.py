@@ -1,0 +1,103 @@
+"""Assemble the orchestrator: data stores, lease sweeper, event hub, gRPC server."""
+
+from __future__ import annotations
+
+import grpc
+
+from orchestrator_svc.engine import ExecutionEngine
+from orchestrator_svc.events import EventHub
+from orchestrator_svc.leases import Backoff, LeaseStore
+from orchestrator_svc.mirror import QueueMirror
+from orchestrator_svc.servicer import Effects, OrchestratorServicer
+from orchestrator_svc.workflows import WorkflowStore
+from ossa.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+from ossa.registry.v1 import registry_pb2_grpc
+from ossa_runtime.db import create_pool, ping
+from ossa_runtime.health import DependencyWatch
+from ossa_runtime.periodic import Periodic
+from ossa_runtime.redis import create_redis
+from ossa_runtime.server import ServiceHost
+from ossa_runtime.settings import Settings
+
+SERVICE_NAME = orchestrator_pb2.DESCRIPTOR.services_by_name["OrchestratorService"].full_name
+MIRROR_CHECK_EVERY = 10  # sweeps
+
+
+class LeaseSweeper:
+    """Returns tasks whose lease ran out to the queue (or fails them), and keeps Redis in step."""
+
+    def __init__(self, engine: ExecutionEngine, leases: LeaseStore, effects: Effects) -> None:
+        self.engine = engine
+        self.leases = leases
+        self.effects = effects
+        self.sweeps = 0
+
+    async def sweep(self) -> int:
+        expired = 0
+        for task_id in await self.leases.expired():
+            outcome = await self.engine.expire(task_id)
+            if outcome is not None:
+                expired += 1
+                await self.effects.apply(outcome)
+        if self.sweeps % MIRROR_CHECK_EVERY == 0 and await self.effects.mirror.check():
+            await self.effects.hub.ready()
+        self.sweeps += 1
+        return expired
+
+
+async def build_server(settings: Settings, port: int | None = None) -> tuple[ServiceHost, int]:
+    pool = await create_pool(settings)
+    redis = create_redis(settings)
+    registry_channel = grpc.aio.insecure_channel(settings.registry_target)
+    workflows = WorkflowStore(pool)
+    leases = LeaseStore(pool, Backoff(settings.retry_backoff_seconds, settings.retry_backoff_max_seconds))
+    engine = ExecutionEngine(pool, workflows, leases)
+    hub = EventHub(redis)
+    effects = Effects(QueueMirror(redis, pool), hub)
+    sweeper = LeaseSweeper(engine, leases, effects)
+    sweeping = Periodic("lease-sweeper", settings.lease_sweep_seconds, sweeper.sweep)
+    host = ServiceHost(
+        "orchestrator", reuse_port=settings.orchestrator_workers > 1, grace_seconds=settings.shutdown_grace_seconds
+    )
+    servicer = OrchestratorServicer(
+        workflows, engine, leases, effects, redis, registry_pb2_grpc.AgentRegistryServiceStub(registry_channel),
+        settings.dispatch_poll_seconds,
+    )  # fmt: skip
+    host.add_service(SERVICE_NAME, orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server, servicer)
+
+    async def pg_ping() -> None:
+        await ping(pool, settings.health_probe_timeout_seconds)
+
+    async def redis_ping() -> None:
+        await redis.ping()
+
+    watch = DependencyWatch(
+        {"postgres": pg_ping, "redis": redis_ping},
+        host.set_serving,
+        interval=settings.health_probe_seconds,
+        timeout=settings.health_probe_timeout_seconds,
+    )
+
+    async def close() -> None:
+        await watch.job.stop()
+        await sweeping.stop()
+        await hub.stop()
+        await registry_channel.close(None)
+        await redis.aclose()
+        await pool.close()
+
+    try:
+        bound = host.bind(settings.host, settings.orchestrator_port if port is None else port)
+        await effects.mirror.check()
+    except BaseException:
+        await close()
+        raise
+
+    async def start_jobs() -> None:
+        hub.start()
+        sweeping.start()
+        watch.job.start()
+
+    host.on_start(start_jobs)
+    host.on_stop(close)
+    return host, bound
