@@ -155,7 +155,7 @@ def test_health_reports_every_component(platform: Platform) -> None:
     assert status == 200, report
     assert report["status"] == "healthy"
     states = {c["name"]: c["state"] for c in report["components"]}
-    assert states["postgres"] == states["redis"] == states["registry"] == "healthy"
+    assert states["postgres"] == states["redis"] == states["registry"] == states["orchestrator"] == "healthy"
 
 
 def test_openapi_document_is_served(platform: Platform) -> None:
