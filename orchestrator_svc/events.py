@@ -9,6 +9,7 @@ agent learns at its next renew or complete that its lease is gone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -28,6 +29,7 @@ class EventHub:
         self._wakers: set[asyncio.Event] = set()
         self._revokers: dict[str, set[Callable[[Revoked], None]]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     # Local side ------------------------------------------------------------------------------
 
@@ -79,26 +81,29 @@ class EventHub:
             self._revoke_local(Revoked(message["task_id"], message["agent_id"], message["token"], message["reason"]))
 
     async def _listen(self) -> None:
-        while True:
+        # Polls with a timeout instead of being cancelled mid-read: a Redis read cancelled halfway
+        # leaves its connection half-open.
+        while not self._stopping.is_set():
             try:
                 async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(CHANNEL)
-                    async for message in pubsub.listen():
+                    while not self._stopping.is_set():
+                        message = await pubsub.get_message(timeout=0.2)
                         if message and message.get("type") == "message":
                             self._handle(message["data"])
-            except asyncio.CancelledError:
-                raise
             except Exception as err:
                 log.warning("event subscription lost; resubscribing", extra={"metadata": {"error": str(err)}})
                 self._wake_local()
-                await asyncio.sleep(1.0)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), 1.0)
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping.clear()
             self._task = asyncio.create_task(self._listen(), name="orchestrator-events")
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
+            self._stopping.set()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None

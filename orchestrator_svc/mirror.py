@@ -49,6 +49,19 @@ class QueueMirror:
             pipe.hset(keys.task_data(row["id"]), mapping=_data(row))  # type: ignore[arg-type]
         await self._run("queued", pipe)
 
+    async def requeued(self, task_id: str) -> None:
+        """A task went back to the queue (retry or expired lease): show it there again."""
+        row = await self.pool.fetchrow(
+            """SELECT id::text AS id, execution_id::text AS execution_id, name, status, priority, capability,
+                      agent_type, enqueued_at FROM tasks WHERE id = $1 AND status = 'pending'""",
+            task_id,
+        )
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.delete(keys.task_lock(task_id))
+        await self._run("requeued", pipe)
+        if row is not None:
+            await self.queued([row])
+
     async def leased(self, rows: Iterable[Any]) -> None:
         pipe = self.redis.pipeline(transaction=False)
         for row in rows:

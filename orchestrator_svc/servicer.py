@@ -39,7 +39,7 @@ class Effects:
             await self.mirror.ended(*ended)
         if outcome.released is not None:
             if outcome.released.will_retry:
-                await self.mirror.check()
+                await self.mirror.requeued(outcome.released.task_id)
             else:
                 await self.mirror.ended(outcome.released.task_id, "failed")
         for revoked in outcome.revoked:

@@ -62,6 +62,7 @@ class WorkSession:
         self.poll_seconds = poll_seconds
         self.outbox: asyncio.Queue[pb.WorkResponse | None] = asyncio.Queue()
         self.wake = hub.waker()
+        self.closed = False
         self._unsubscribe = hub.on_revoke(worker.agent_id, self._revoked)
 
     def _revoked(self, revoked: Revoked) -> None:
@@ -86,7 +87,8 @@ class WorkSession:
         log.debug("assigned", extra={"metadata": {"agent_id": w.agent_id, "tasks": [r["id"] for r in rows]}})
 
     async def _dispatch(self) -> None:
-        while True:
+        # Ends between rounds when the stream closes, never in the middle of a claim.
+        while not self.closed:
             self.wake.clear()
             try:
                 await self._dispatch_once()
@@ -116,7 +118,8 @@ class WorkSession:
                     return
                 yield item
         finally:
-            dispatcher.cancel()
+            self.closed = True
+            self.wake.set()
             reader.cancel()
             await asyncio.gather(dispatcher, reader, return_exceptions=True)
             self._unsubscribe()

@@ -1,8 +1,13 @@
-"""A background job that runs a coroutine every N seconds until stopped (idempotent start/stop)."""
+"""A background job that runs a coroutine every N seconds until stopped (idempotent start/stop).
+
+Stopping never interrupts a run in progress (a cancelled database or Redis call can leave a
+half-open connection behind); it ends the wait between runs and lets the current run finish.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,10 +21,14 @@ class Periodic:
         self.every = every
         self.job = job
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     async def _loop(self) -> None:
         while True:
-            await asyncio.sleep(self.every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.every)
+            if self._stopping.is_set():
+                return
             try:
                 await self.job()
             except Exception as err:  # a failed run is retried on the next tick
@@ -27,10 +36,11 @@ class Periodic:
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping.clear()
             self._task = asyncio.create_task(self._loop(), name=self.name)
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
+            self._stopping.set()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
