@@ -114,11 +114,16 @@ class LeaseStore:
             )
         return sorted(rows, key=lambda r: (-r["priority"], r["enqueued_at"], r["id"]))
 
-    async def held(self, agent_id: str) -> int:
-        count: int = await self.pool.fetchval(
-            "SELECT count(*) FROM tasks WHERE agent_id = $1 AND status IN ('assigned', 'running')", agent_id
-        )
-        return count
+    async def free_slots(self, agent_id: str, slots: int, quarantine: float) -> int:
+        """Slots minus the leases the agent holds; 0 while it is in quarantine for a lease it let expire
+        (a hung agent whose stream is still open must not be handed the same work again)."""
+        row = await self.pool.fetchrow(
+            """SELECT (SELECT count(*) FROM tasks WHERE agent_id = $1 AND status IN ('assigned', 'running')) AS held,
+                      EXISTS (SELECT 1 FROM task_attempts WHERE agent_id = $1 AND outcome = 'expired'
+                                 AND finished_at > CURRENT_TIMESTAMP - make_interval(secs => $2)) AS quarantined""",
+            agent_id, quarantine,
+        )  # fmt: skip
+        return 0 if row["quarantined"] else max(0, slots - row["held"])
 
     async def renew(self, task_id: str, token: int) -> datetime:
         """Extend the lease by lease_seconds, never past the attempt's timeout."""

@@ -61,7 +61,7 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
     )
     servicer = OrchestratorServicer(
         workflows, engine, leases, effects, redis, registry_pb2_grpc.AgentRegistryServiceStub(registry_channel),
-        settings.dispatch_poll_seconds,
+        settings.dispatch_poll_seconds, settings.lease_quarantine_seconds,
     )  # fmt: skip
     host.add_service(SERVICE_NAME, orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server, servicer)
 

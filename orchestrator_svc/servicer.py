@@ -56,6 +56,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     def __init__(
         self, workflows: WorkflowStore, engine: ExecutionEngine, leases: LeaseStore, effects: Effects,
         redis: aioredis.Redis, registry: registry_pb2_grpc.AgentRegistryServiceStub, poll_seconds: float,
+        quarantine: float,
     ) -> None:  # fmt: skip
         self.workflows = workflows
         self.engine = engine
@@ -64,6 +65,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         self.redis = redis
         self.registry = registry
         self.poll_seconds = poll_seconds
+        self.quarantine = quarantine
 
     # Workflows ---------------------------------------------------------------------------------
 
@@ -167,7 +169,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
             return
         worker = await self._worker(first)
         log.info("agent connected", extra={"metadata": {"agent_id": worker.agent_id, "slots": worker.slots}})
-        session = WorkSession(worker, self.leases, self.effects.mirror, self.effects.hub, self.redis, self.poll_seconds)
+        session = WorkSession(
+            worker, self.leases, self.effects.mirror, self.effects.hub, self.redis, self.poll_seconds, self.quarantine
+        )
         async for response in session.run(request_iterator):
             yield response
 

@@ -52,7 +52,7 @@ class WorkSession:
 
     def __init__(
         self, worker: Worker, leases: LeaseStore, mirror: QueueMirror, hub: EventHub, redis: aioredis.Redis,
-        poll_seconds: float,
+        poll_seconds: float, quarantine: float,
     ) -> None:  # fmt: skip
         self.worker = worker
         self.leases = leases
@@ -60,6 +60,7 @@ class WorkSession:
         self.hub = hub
         self.redis = redis
         self.poll_seconds = poll_seconds
+        self.quarantine = quarantine
         self.outbox: asyncio.Queue[pb.WorkResponse | None] = asyncio.Queue()
         self.wake = hub.waker()
         self.closed = False
@@ -75,7 +76,7 @@ class WorkSession:
         w = self.worker
         if not await is_live(self.redis, w.agent_id):
             return
-        free = w.slots - await self.leases.held(w.agent_id)
+        free = await self.leases.free_slots(w.agent_id, w.slots, self.quarantine)
         if free <= 0:
             return
         rows = await self.leases.claim(w.agent_id, w.capabilities, w.agent_type, free)

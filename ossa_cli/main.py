@@ -17,6 +17,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import IO, Any
 
+from ossa_cli.agent import add_agent_commands
 from ossa_cli.plan import HEALTH_PATH, Plan, build_plan
 from ossa_cli.ports import PortError, check_ports, free_ports
 from ossa_cli.supervisor import Supervisor
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="OSSA Platform command line.")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_up(sub)
+    add_agent_commands(sub)
     return parser
 
 

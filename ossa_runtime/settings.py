@@ -71,6 +71,8 @@ class Settings:
     lease_sweep_seconds: float = 1.0
     retry_backoff_seconds: float = 1.0
     retry_backoff_max_seconds: float = 60.0
+    # An agent that let a lease expire (dead, hung or partitioned) gets no new work for this long.
+    lease_quarantine_seconds: float = 30.0
     # Dependency probes behind grpc.health.v1 and GET /api/v1/health.
     health_probe_seconds: float = 1.0
     health_probe_timeout_seconds: float = 1.0

@@ -1,0 +1,37 @@
+"""OSSA agent SDK: write an agent as a function of its task input.
+
+    from ossa_sdk import Agent
+
+    agent = Agent(name="summarizer-1", capabilities=["summarize"], slots=4, gateway="127.0.0.1:3100")
+
+    @agent.handler
+    async def summarize(task_input: dict) -> dict:
+        return {"summary": task_input["params"]["text"][:100]}
+
+    agent.run()
+
+The agent registers with the registry (reusing its id after a restart), heartbeats, holds the
+orchestrator's Work stream, runs up to `slots` handlers at once, renews their leases, and reports
+each output with CompleteTask, or an exception with FailTask (retryable unless PermanentError).
+"""
+
+from ossa_sdk.agent import DEFAULT_GATEWAY, Agent
+from ossa_sdk.backoff import Backoff
+from ossa_sdk.errors import HandlerError, OutputError, PermanentError, RegistrationError
+from ossa_sdk.handlers import BUILTIN_HANDLERS, Handler, TaskInput, TaskOutput, resolve_handler, to_output
+
+__all__ = [
+    "BUILTIN_HANDLERS",
+    "DEFAULT_GATEWAY",
+    "Agent",
+    "Backoff",
+    "Handler",
+    "HandlerError",
+    "OutputError",
+    "PermanentError",
+    "RegistrationError",
+    "TaskInput",
+    "TaskOutput",
+    "resolve_handler",
+    "to_output",
+]

@@ -27,7 +27,17 @@ def test_generated_code_matches_protos() -> None:
     [
         ("ruff", "check", "."),
         ("ruff", "format", "--check", "."),
-        ("mypy", "ossa_runtime", "registry_svc", "gateway_http", "ossa_cli", "scripts", "benchmarks"),
+        (
+            "mypy",
+            "ossa_runtime",
+            "registry_svc",
+            "gateway_http",
+            "ossa_cli",
+            "ossa_sdk",
+            "orchestrator_svc",
+            "scripts",
+            "benchmarks",
+        ),
     ],
     ids=["ruff", "ruff-format", "mypy"],
 )

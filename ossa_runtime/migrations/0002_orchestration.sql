@@ -41,6 +41,9 @@ CREATE TABLE task_attempts (
     PRIMARY KEY (task_id, attempt)
 );
 
+-- Agents that let a lease expire recently (quarantine, see orchestrator_svc/leases.py).
+CREATE INDEX idx_task_attempts_agent ON task_attempts (agent_id, finished_at) WHERE outcome = 'expired';
+
 -- Calls made with a stale fencing token: recorded, never applied.
 CREATE TABLE late_results (
     id UUID PRIMARY KEY DEFAULT gen_random_uuid(),

@@ -1,0 +1,272 @@
+"""Running assigned tasks: slots, lease renewal, reporting results, cancellation and draining.
+
+One `TaskPool` per agent. Each assignment becomes an asyncio task that waits for a free slot,
+runs the handler under the attempt's timeout, renews the lease every `lease_seconds / 3` until
+its result is reported, and reports CompleteTask or FailTask with the lease's fencing token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from google.protobuf import json_format, struct_pb2
+
+from ossa.orchestrator.v1 import orchestrator_pb2 as pb
+from ossa_sdk.backoff import Backoff
+from ossa_sdk.errors import PermanentError
+from ossa_sdk.handlers import Handler, TaskInput, describe, invoke, to_output
+from ossa_sdk.slots import Slots
+
+log = logging.getLogger("ossa.sdk")
+
+DEFAULT_LEASE_SECONDS = 30
+RPC_TIMEOUT_SECONDS = 10.0
+# After the grace period, stopped tasks get this long to report their failure.
+FINAL_REPORT_SECONDS = 5.0
+# The lease is gone (stale fencing token, task finished or cancelled): never retried.
+REJECTED = frozenset({grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND})
+# The platform is restarting or overloaded: reports are retried with backoff.
+TRANSIENT = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+    }
+)
+
+
+class HandlerTimeout(Exception):
+    """The handler ran longer than the assignment's timeout_seconds."""
+
+
+@dataclass(eq=False)
+class Run:
+    """One lease of one task held by this agent."""
+
+    task_id: str
+    token: int
+    input: TaskInput
+    lease_seconds: int
+    timeout_seconds: int
+    work: asyncio.Task[Any] = field(init=False)
+    started: bool = False
+    renewals: int = 0
+    revoked: str | None = None
+    report_revocation: bool = False
+
+
+class TaskPool:
+    def __init__(
+        self,
+        stub: Any,
+        handler: Handler,
+        slots: int,
+        on_change: Callable[[], None] = lambda: None,
+        report_timeout: float = 30.0,
+    ) -> None:
+        self._stub = stub
+        self._handler = handler
+        self._on_change = on_change
+        self._report_timeout = report_timeout
+        self.slots = Slots(slots)
+        self.runs: dict[str, Run] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.closing = False
+
+    @property
+    def running(self) -> int:
+        """How many handlers are running now."""
+        return self.slots.in_use
+
+    # Messages from the Work stream ---------------------------------------------------------------
+
+    def assign(self, a: pb.Assignment) -> None:
+        if self.closing:
+            log.warning("ignoring assignment of task %s: the agent is stopping", a.task_id)
+            return
+        held = self.runs.get(a.task_id)
+        if held is not None:
+            if a.fencing_token <= held.token:
+                log.info("ignoring repeated assignment of task %s (fencing token %d)", a.task_id, a.fencing_token)
+                return
+            self.revoke(held, "superseded by a newer lease")
+        run = Run(
+            a.task_id,
+            a.fencing_token,
+            json_format.MessageToDict(a.input),
+            a.lease_seconds or DEFAULT_LEASE_SECONDS,
+            a.timeout_seconds,
+        )
+        self.runs[a.task_id] = run
+        log.info("task %s assigned (step %s, attempt %d)", a.task_id, a.step_id, a.attempt)
+        run.work = asyncio.create_task(self._work(run), name=f"ossa-handler-{a.task_id}")
+        task = asyncio.create_task(self._execute(run), name=f"ossa-task-{a.task_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def cancel(self, c: pb.Cancellation) -> None:
+        run = self.runs.get(c.task_id)
+        if run is None or (c.fencing_token and c.fencing_token != run.token):
+            log.info("ignoring cancellation of task %s: no such lease here", c.task_id)
+            return
+        log.info("task %s cancelled by the orchestrator: %s", c.task_id, c.reason or "no reason given")
+        self.revoke(run, f"cancelled by the orchestrator: {c.reason}")
+
+    def revoke(self, run: Run, reason: str, report: bool = False) -> None:
+        """Stop a run's handler; with `report`, tell the orchestrator it failed (retryable)."""
+        if run.revoked is None:
+            run.revoked = reason
+            run.report_revocation = report
+        run.work.cancel()
+
+    # One task ----------------------------------------------------------------------------------------
+
+    async def _work(self, run: Run) -> Any:
+        await self.slots.acquire()
+        try:
+            run.started = True
+            self._on_change()
+            timeout = run.timeout_seconds if run.timeout_seconds > 0 else None
+            try:
+                async with asyncio.timeout(timeout) as scope:
+                    return await invoke(self._handler, run.input)
+            except TimeoutError:
+                if scope.expired():
+                    raise HandlerTimeout(f"TimeoutError: handler exceeded timeout_seconds={timeout}") from None
+                raise
+        finally:
+            self.slots.release()
+            self._on_change()
+
+    async def _execute(self, run: Run) -> None:
+        renewer = asyncio.create_task(self._renew(run), name=f"ossa-renew-{run.task_id}")
+        try:
+            try:
+                value = await run.work
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+                if run.report_revocation:
+                    await self._fail(run, f"agent stopped the task: {run.revoked}", retryable=True)
+                else:
+                    log.info("task %s stopped (%s); not reporting it", run.task_id, run.revoked)
+                return
+            except HandlerTimeout as err:
+                await self._fail(run, str(err), retryable=True)
+                return
+            except Exception as err:
+                permanent = isinstance(err, PermanentError)
+                log.warning("task %s failed: %s", run.task_id, describe(err), exc_info=not permanent)
+                await self._fail(run, describe(err), retryable=not permanent)
+                return
+            if run.revoked is not None:
+                log.info("task %s finished after it was revoked (%s); not reporting it", run.task_id, run.revoked)
+                return
+            try:
+                output = to_output(value)
+            except PermanentError as err:
+                await self._fail(run, describe(err), retryable=False)
+                return
+            await self._complete(run, output)
+        finally:
+            run.work.cancel()  # no-op unless this task itself was cancelled first
+            renewer.cancel()
+            await asyncio.gather(renewer, return_exceptions=True)
+            if self.runs.get(run.task_id) is run:
+                del self.runs[run.task_id]
+
+    async def _renew(self, run: Run) -> None:
+        period = run.lease_seconds / 3
+        while True:
+            await asyncio.sleep(period)
+            request = pb.RenewLeaseRequest(task_id=run.task_id, fencing_token=run.token)
+            try:
+                await self._stub.RenewLease(request, timeout=max(period, 1.0))
+                run.renewals += 1
+            except grpc.aio.AioRpcError as err:
+                if err.code() in REJECTED:
+                    log.warning("lost the lease on task %s (%s); stopping it", run.task_id, _status(err))
+                    self.revoke(run, f"lease lost: {_status(err)}")
+                    return
+                log.warning("could not renew the lease on task %s (%s); will retry", run.task_id, _status(err))
+
+    async def _complete(self, run: Run, output: dict[str, Any]) -> None:
+        struct = struct_pb2.Struct()
+        struct.update(output)
+        request = pb.CompleteTaskRequest(task_id=run.task_id, fencing_token=run.token, output=struct)
+        if await self._report("CompleteTask", run, self._stub.CompleteTask, request) is not None:
+            log.info("task %s completed", run.task_id)
+
+    async def _fail(self, run: Run, error: str, retryable: bool) -> None:
+        request = pb.FailTaskRequest(task_id=run.task_id, fencing_token=run.token, error=error, retryable=retryable)
+        reply = await self._report("FailTask", run, self._stub.FailTask, request)
+        if reply is not None:
+            log.info("task %s reported failed (%s); will retry: %s", run.task_id, error, reply.will_retry)
+
+    async def _report(self, what: str, run: Run, method: Any, request: Any) -> Any:
+        """Call CompleteTask/FailTask, retrying while the platform is unavailable; None if it failed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._report_timeout
+        backoff = Backoff()
+        while True:
+            try:
+                return await method(request, timeout=RPC_TIMEOUT_SECONDS)
+            except grpc.aio.AioRpcError as err:
+                if err.code() in REJECTED:
+                    log.warning(
+                        "%s for task %s rejected (%s): the lease is no longer ours", what, run.task_id, _status(err)
+                    )
+                    return None
+                delay = backoff.next()
+                if err.code() not in TRANSIENT or loop.time() + delay > deadline:
+                    log.error("%s for task %s failed (%s); giving up", what, run.task_id, _status(err))
+                    return None
+                log.warning("%s for task %s failed (%s); retrying in %.1fs", what, run.task_id, _status(err), delay)
+                await asyncio.sleep(delay)
+
+    # Stopping ----------------------------------------------------------------------------------------
+
+    async def drain(self, grace: float, force: asyncio.Event) -> None:
+        """Stop taking work; let running handlers finish for `grace` seconds (or until `force`), then stop them."""
+        self.closing = True
+        for run in list(self.runs.values()):
+            if not run.started:
+                self.revoke(run, "the agent is stopping", report=True)
+        pending = set(self._tasks)
+        if not pending:
+            return
+        log.info("waiting up to %.1fs for %d task(s) to finish", grace, len(pending))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        forced = asyncio.create_task(force.wait())
+        try:
+            while pending and not force.is_set() and (remaining := deadline - loop.time()) > 0:
+                done, _ = await asyncio.wait([*pending, forced], timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+                pending -= done
+        finally:
+            forced.cancel()
+            await asyncio.gather(forced, return_exceptions=True)
+        if pending:
+            log.warning("stopping %d task(s) that did not finish in time", len(pending))
+            for run in list(self.runs.values()):
+                self.revoke(run, "the agent stopped before the task finished", report=True)
+            await asyncio.wait(pending, timeout=FINAL_REPORT_SECONDS)
+        await self.abort()
+
+    async def abort(self) -> None:
+        """Cancel every task at once, reporting nothing."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _status(err: grpc.aio.AioRpcError) -> str:
+    return f"{err.code().name}: {err.details()}"
