@@ -326,3 +326,44 @@ async def test_two_orchestrators_never_double_assign(stack: tuple[Settings, str,
         for c in clients:
             await c.close()
         await second.stop()
+
+
+async def test_timeout_bounds_an_attempt_even_while_renewing(client: Client) -> None:
+    workflow = await client.published([step("stuck", "timeout", lease_seconds=1, timeout_seconds=2, max_retries=1)])
+    execution_id = await client.start(workflow.id)
+    async with client.work(await client.agent(["timeout"])) as stream:
+        a = await stream.assignment()
+        rejected = None
+        for _ in range(40):  # keeps renewing: the lease never extends past started_at + 2 s
+            await asyncio.sleep(0.25)
+            try:
+                await client.orch.RenewLease(pb.RenewLeaseRequest(task_id=a.task_id, fencing_token=a.fencing_token))
+            except grpc.aio.AioRpcError as err:
+                rejected = err
+                break
+        assert rejected is not None and rejected.code() == grpc.StatusCode.FAILED_PRECONDITION
+    task = (await client.orch.GetTask(pb.GetTaskRequest(task_id=a.task_id))).task
+    assert task.attempts[0].outcome == "expired"
+    assert task.attempts[0].finished_at.ToDatetime() - task.attempts[0].started_at.ToDatetime() < __import__(
+        "datetime"
+    ).timedelta(seconds=3.5)
+    assert (await client.execution(execution_id)).retry_count == 1
+
+
+async def test_only_live_agents_get_work(client: Client) -> None:
+    from ossa.registry.v1 import registry_pb2 as rpb
+
+    workflow = await client.published([step("only", "alive")])
+    execution_id = await client.start(workflow.id)
+    agent = await client.agent(["alive"])
+    beats = client.registry.Heartbeat()
+    await beats.write(rpb.HeartbeatRequest(agent_id=agent, status=rpb.AgentStatus.error))
+    await beats.read()
+    async with client.work(agent) as stream:
+        with pytest.raises(TimeoutError):
+            await stream.next(seconds=0.6)  # reports error: nothing is handed out
+        await beats.write(rpb.HeartbeatRequest(agent_id=agent, status=rpb.AgentStatus.idle))
+        await beats.read()
+        a = await stream.assignment()
+        assert a.execution_id == execution_id
+    await beats.done_writing()
