@@ -112,15 +112,16 @@ class QueueMirror:
 
     async def check(self) -> bool:
         """Rebuild the queue keys from PostgreSQL if they disagree with it; True if rebuilt."""
+        expected = await self.pool.fetchval("SELECT count(*) FROM tasks WHERE status = 'pending'")
+        queued = await self.redis.zcard(keys.TASKS_PRIORITY)
+        if queued == expected:
+            return False
+        log.warning(
+            "rebuilding the Redis queue from PostgreSQL", extra={"metadata": {"redis": queued, "postgres": expected}}
+        )
         rows = await self.pool.fetch(
             """SELECT id::text AS id, execution_id::text AS execution_id, name, status, priority, capability,
                       agent_type, enqueued_at FROM tasks WHERE status = 'pending'"""
-        )
-        queued = await self.redis.zcard(keys.TASKS_PRIORITY)
-        if queued == len(rows):
-            return False
-        log.warning(
-            "rebuilding the Redis queue from PostgreSQL", extra={"metadata": {"redis": queued, "postgres": len(rows)}}
         )
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(keys.TASKS_PRIORITY, keys.TASKS_PENDING)

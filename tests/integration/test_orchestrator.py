@@ -258,17 +258,20 @@ async def test_redis_flush_mid_run_loses_nothing(client: Client, settings: Setti
     executions = [await client.start(workflow.id) for _ in range(3)]
     r = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
     try:
+        queued = set(await r.zrange(keys.TASKS_PRIORITY, 0, -1))
+        assert len(queued) >= 3
         await r.flushdb()
+        for _ in range(60):  # the sweeper's mirror check rebuilds the queue keys from PostgreSQL
+            if queued <= set(await r.zrange(keys.TASKS_PRIORITY, 0, -1)):
+                break
+            await asyncio.sleep(0.1)
+        assert queued <= set(await r.zrange(keys.TASKS_PRIORITY, 0, -1))
         agent = await client.agent(["flush"])  # registered after the flush, so Redis knows it
         async with client.work(agent, slots=3) as stream:
             for _ in range(6):
                 await client.complete(await stream.assignment(), {"ok": 1})
         for execution_id in executions:
             await client.wait_status(execution_id, "completed")
-        for _ in range(40):  # the sweeper's mirror check rebuilds the queue keys from PostgreSQL
-            if await r.zcard(keys.TASKS_PRIORITY) == 0 and await r.exists(keys.TASKS_PRIORITY) == 0:
-                break
-            await asyncio.sleep(0.05)
     finally:
         await r.aclose()
 
