@@ -217,6 +217,7 @@ def _method_routes(methods: Iterable[GrpcMethod]) -> list[str]:
         action: dict[str, object] = {"cluster": method.cluster}
         if method.streaming:
             action["timeout"] = "0s"
+            action["idle_timeout"] = "0s"  # long-lived lease and heartbeat streams may be quiet for minutes
         else:
             action["timeout"] = UNARY_TIMEOUT
             action["retry_policy"] = RETRY_POLICY

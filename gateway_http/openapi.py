@@ -37,6 +37,7 @@ SUCCESS_STATUS: dict[str, int] = {
     "ossa.registry.v1.AgentRegistryService.CreateAgent": 201,
     "ossa.registry.v1.AgentRegistryService.DeleteAgent": 204,
     "ossa.orchestrator.v1.OrchestratorService.StartExecution": 202,
+    "ossa.monitoring.v1.MonitoringService.IngestMetrics": 202,
 }
 # Methods that answer another status with their normal reply body, e.g. an unhealthy report.
 ALSO_SUCCESS: dict[str, tuple[int, str]] = {

@@ -39,7 +39,7 @@ def _netloc(url: str) -> str:
 
 
 async def build_server(settings: Settings, port: int | None = None) -> tuple[ServiceHost, int]:
-    pool = await create_pool(settings)
+    pool = await create_pool(settings, service="gateway")
     redis = create_redis(settings)
     channels: dict[str, grpc.aio.Channel] = {}
 

@@ -14,7 +14,7 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from orchestrator_svc.definition import Definition, Step
-from orchestrator_svc.leases import TASK_COLUMNS, LeaseStore, Released
+from orchestrator_svc.leases import TASK_COLUMNS, LeaseStore, Released, TaskEnd
 from orchestrator_svc.workflows import WorkflowStore
 from ossa_runtime.errors import FailedPrecondition, NotFound
 
@@ -36,12 +36,14 @@ class Revoked:
 
 @dataclass
 class Outcome:
-    """What a state change did, for the Redis mirror and the agents' streams."""
+    """What a state change did, for the Redis mirror, the agents' streams and the metrics."""
 
     execution: Row | None = None
     created: list[Row] = field(default_factory=list)
     revoked: list[Revoked] = field(default_factory=list)
     released: Released | None = None
+    ended: list[TaskEnd] = field(default_factory=list)
+    closed: bool = False  # this change moved the execution to a final status
 
 
 class ExecutionEngine:
@@ -51,6 +53,9 @@ class ExecutionEngine:
         self.leases = leases
 
     async def _definition(self, conn: asyncpg.Connection, workflow_id: str) -> Definition:
+        cached = self.workflows.cached_definition(workflow_id)
+        if cached is not None:
+            return cached
         raw = await conn.fetchval("SELECT definition FROM workflows WHERE id = $1", workflow_id)
         return self.workflows.definition(workflow_id, raw)
 
@@ -115,26 +120,35 @@ class ExecutionEngine:
             raise NotFound(f"execution {execution_id} not found")
         return row
 
-    async def _stop_tasks(self, conn: asyncpg.Connection, execution_id: str, reason: str) -> list[Revoked]:
-        """Fail every unfinished task of the execution; returns the leases taken from agents."""
+    async def _stop_tasks(
+        self, conn: asyncpg.Connection, execution_id: str, reason: str
+    ) -> tuple[list[Revoked], list[TaskEnd]]:
+        """Fail every unfinished task of the execution; returns the leases taken from agents and the ends."""
         rows = await conn.fetch(
             """UPDATE tasks SET status = 'failed', error = $2, completed_at = CURRENT_TIMESTAMP,
                       lease_expires_at = NULL
                 WHERE execution_id = $1 AND status IN ('pending', 'assigned', 'running')
-            RETURNING id::text AS id, agent_id::text AS agent_id, fencing_token""",
+            RETURNING id::text AS id, agent_id::text AS agent_id, fencing_token, capability,
+                      EXTRACT(EPOCH FROM CURRENT_TIMESTAMP - started_at)::float8 AS seconds""",
             execution_id, reason,
         )  # fmt: skip
         revoked = [Revoked(r["id"], r["agent_id"], r["fencing_token"], reason) for r in rows if r["agent_id"]]
+        ended = [
+            TaskEnd(r["capability"], "cancelled", r["seconds"], "failed")
+            if r["agent_id"]
+            else TaskEnd(r["capability"], None, None, "failed")
+            for r in rows
+        ]
         if revoked:
             await conn.executemany(
                 """UPDATE task_attempts SET outcome = 'cancelled', error = $3, finished_at = CURRENT_TIMESTAMP
                     WHERE task_id = $1 AND fencing_token = $2 AND outcome = 'running'""",
                 [(r.task_id, r.fencing_token, reason) for r in revoked],
             )
-        return revoked
+        return revoked, ended
 
     async def _fail_execution(self, conn: asyncpg.Connection, execution_id: str, error: str) -> Outcome:
-        revoked = await self._stop_tasks(conn, execution_id, f"execution failed: {error}")
+        revoked, ended = await self._stop_tasks(conn, execution_id, f"execution failed: {error}")
         execution = await conn.fetchrow(
             f"""UPDATE executions SET status = 'failed', error = $2, completed_at = CURRENT_TIMESTAMP,
                        updated_at = CURRENT_TIMESTAMP
@@ -142,14 +156,16 @@ class ExecutionEngine:
              RETURNING {EXECUTION_COLUMNS}""",
             execution_id, error,
         )  # fmt: skip
-        return Outcome(execution=execution, revoked=revoked)
+        return Outcome(execution=execution, revoked=revoked, ended=ended, closed=execution is not None)
 
     async def complete(self, task_id: str, token: int, output: dict[str, Any]) -> Outcome:
         async with self.pool.acquire() as conn, conn.transaction():
             task = await self.leases.finish(conn, task_id, token, output)
+            seconds = (task["completed_at"] - task["started_at"]).total_seconds()
+            ended = [TaskEnd(task["capability"], "completed", seconds, "completed")]
             execution = await self._lock(conn, task["execution_id"])
             if execution["status"] in FINAL:
-                return Outcome(execution=execution)
+                return Outcome(execution=execution, ended=ended)
             definition = await self._definition(conn, execution["workflow_id"])
             done = {
                 r["name"]: r["output"]
@@ -169,7 +185,7 @@ class ExecutionEngine:
                      WHERE id = $1 RETURNING {EXECUTION_COLUMNS}""",
                 execution["id"], task["name"], output, finished,
             )  # fmt: skip
-        return Outcome(execution=execution, created=created)
+        return Outcome(execution=execution, created=created, ended=ended, closed=finished)
 
     async def fail(self, task_id: str, token: int, error: str, retryable: bool) -> Outcome:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -195,10 +211,12 @@ class ExecutionEngine:
             return await self._after_release(conn, released)
 
     async def _after_release(self, conn: asyncpg.Connection, released: Released) -> Outcome:
+        ended = [released.end] if released.end is not None else []
         if released.will_retry:
-            return Outcome(released=released)
+            return Outcome(released=released, ended=ended)
         outcome = await self._fail_execution(conn, released.execution_id, f"step {released.step}: {released.error}")
         outcome.released = released
+        outcome.ended[:0] = ended
         return outcome
 
     async def cancel(self, execution_id: str) -> Outcome:
@@ -208,13 +226,13 @@ class ExecutionEngine:
                 return Outcome(execution=execution)
             if execution["status"] in FINAL:
                 raise FailedPrecondition(f"execution {execution_id} is already {execution['status']}")
-            revoked = await self._stop_tasks(conn, execution_id, "execution cancelled")
+            revoked, ended = await self._stop_tasks(conn, execution_id, "execution cancelled")
             execution = await conn.fetchrow(
                 f"""UPDATE executions SET status = 'cancelled', completed_at = CURRENT_TIMESTAMP,
                            updated_at = CURRENT_TIMESTAMP WHERE id = $1 RETURNING {EXECUTION_COLUMNS}""",
                 execution_id,
             )
-        return Outcome(execution=execution, revoked=revoked)
+        return Outcome(execution=execution, revoked=revoked, ended=ended, closed=True)
 
     async def query(self, workflow_id: str | None, status: str | None, limit: int, offset: int) -> list[Row]:
         rows: list[Row] = await self.pool.fetch(

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -26,28 +27,32 @@ CHANNEL = "ossa:orchestrator:events"
 class EventHub:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
-        self._wakers: set[asyncio.Event] = set()
+        self._origin = secrets.token_hex(8)  # our own messages come back from Redis: ignore them
+        self._wakers: dict[asyncio.Event, frozenset[str]] = {}
         self._revokers: dict[str, set[Callable[[Revoked], None]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
     # Local side ------------------------------------------------------------------------------
 
-    def waker(self) -> asyncio.Event:
+    def waker(self, capabilities: Iterable[str]) -> asyncio.Event:
+        """An event set when work for any of `capabilities` may be claimable."""
         event = asyncio.Event()
-        self._wakers.add(event)
+        self._wakers[event] = frozenset(capabilities)
         return event
 
     def drop_waker(self, event: asyncio.Event) -> None:
-        self._wakers.discard(event)
+        self._wakers.pop(event, None)
 
     def on_revoke(self, agent_id: str, callback: Callable[[Revoked], None]) -> Callable[[], None]:
         self._revokers.setdefault(agent_id, set()).add(callback)
         return lambda: self._revokers.get(agent_id, set()).discard(callback)
 
-    def _wake_local(self) -> None:
-        for event in self._wakers:
-            event.set()
+    def _wake_local(self, capabilities: frozenset[str] | None = None) -> None:
+        """Wake the streams serving any of `capabilities` (None: all of them)."""
+        for event, served in self._wakers.items():
+            if capabilities is None or served & capabilities:
+                event.set()
 
     def _revoke_local(self, revoked: Revoked) -> None:
         for callback in list(self._revokers.get(revoked.agent_id, ())):
@@ -57,13 +62,17 @@ class EventHub:
 
     async def _publish(self, message: dict[str, Any]) -> None:
         try:
-            await self.redis.publish(CHANNEL, json.dumps(message))
+            await self.redis.publish(CHANNEL, json.dumps({**message, "origin": self._origin}))
         except Exception as err:  # a hint only: streams poll
             log.warning("could not publish an event", extra={"metadata": {"error": str(err)}})
 
-    async def ready(self) -> None:
-        self._wake_local()
-        await self._publish({"kind": "ready"})
+    async def ready(self, capabilities: Iterable[str]) -> None:
+        """Tasks with these capabilities were queued, or agents serving them freed slots."""
+        wanted = frozenset(capabilities)
+        if not wanted:
+            return
+        self._wake_local(wanted)
+        await self._publish({"kind": "ready", "capabilities": sorted(wanted)})
 
     async def revoke(self, revoked: Iterable[Revoked]) -> None:
         for r in revoked:
@@ -75,8 +84,10 @@ class EventHub:
 
     def _handle(self, raw: str) -> None:
         message = json.loads(raw)
+        if message.get("origin") == self._origin:
+            return
         if message.get("kind") == "ready":
-            self._wake_local()
+            self._wake_local(frozenset(message.get("capabilities") or ()))
         elif message.get("kind") == "revoke":
             self._revoke_local(Revoked(message["task_id"], message["agent_id"], message["token"], message["reason"]))
 

@@ -42,6 +42,16 @@ class Backoff:
 
 
 @dataclass(frozen=True)
+class TaskEnd:
+    """A task attempt and/or a task that ended, as the metrics count them (orchestrator_svc.telemetry)."""
+
+    capability: str
+    attempt: str | None  # how the attempt ended: completed, failed, expired, cancelled; None: never leased
+    seconds: float | None  # the attempt's claim -> end
+    final: str | None  # the task's final status (completed or failed); None: it went back to the queue
+
+
+@dataclass(frozen=True)
 class Released:
     """A lease that ended without completing: the task went back to the queue or failed."""
 
@@ -51,6 +61,7 @@ class Released:
     agent_id: str | None
     will_retry: bool
     error: str
+    end: TaskEnd | None = None
 
 
 class StaleLease(FailedPrecondition):
@@ -169,7 +180,8 @@ class LeaseStore:
         """
         row: Row | None = await conn.fetchrow(
             """SELECT id::text AS id, execution_id::text AS execution_id, name, agent_id::text AS agent_id,
-                      attempt, max_retries, fencing_token
+                      attempt, max_retries, fencing_token, capability,
+                      EXTRACT(EPOCH FROM CURRENT_TIMESTAMP - started_at)::float8 AS seconds
                  FROM tasks WHERE id = $1 AND status IN ('assigned', 'running')
                   AND ($2::bigint IS NULL OR fencing_token = $2) FOR UPDATE""",
             task_id, token,
@@ -196,7 +208,8 @@ class LeaseStore:
                 WHERE task_id = $1 AND fencing_token = $2""",
             task_id, row["fencing_token"], outcome, error,
         )  # fmt: skip
-        return Released(task_id, row["execution_id"], row["name"], row["agent_id"], retry, error)
+        end = TaskEnd(row["capability"], outcome, row["seconds"], None if retry else "failed")
+        return Released(task_id, row["execution_id"], row["name"], row["agent_id"], retry, error, end)
 
     async def expired(self, limit: int = 100) -> list[str]:
         rows = await self.pool.fetch(

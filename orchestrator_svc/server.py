@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 
+from orchestrator_svc import telemetry
 from orchestrator_svc.engine import ExecutionEngine
 from orchestrator_svc.events import EventHub
 from orchestrator_svc.leases import Backoff, LeaseStore
@@ -39,14 +40,14 @@ class LeaseSweeper:
             if outcome is not None:
                 expired += 1
                 await self.effects.apply(outcome)
-        if self.sweeps % MIRROR_CHECK_EVERY == 0 and await self.effects.mirror.check():
-            await self.effects.hub.ready()
+        if self.sweeps % MIRROR_CHECK_EVERY == 0:
+            await self.effects.mirror.check()
         self.sweeps += 1
         return expired
 
 
 async def build_server(settings: Settings, port: int | None = None) -> tuple[ServiceHost, int]:
-    pool = await create_pool(settings)
+    pool = await create_pool(settings, service="orchestrator")
     redis = create_redis(settings)
     registry_channel = grpc.aio.insecure_channel(settings.registry_target)
     workflows = WorkflowStore(pool)
@@ -64,6 +65,7 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
         settings.dispatch_poll_seconds, settings.lease_quarantine_seconds,
     )  # fmt: skip
     host.add_service(SERVICE_NAME, orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server, servicer)
+    host.metrics.add_gauges(telemetry.queue_gauges(pool))
 
     async def pg_ping() -> None:
         await ping(pool, settings.health_probe_timeout_seconds)

@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 import redis.asyncio as aioredis
 
-from orchestrator_svc import convert, requests
+from orchestrator_svc import convert, requests, telemetry
 from orchestrator_svc.engine import ExecutionEngine, Outcome
 from orchestrator_svc.events import EventHub
 from orchestrator_svc.leases import LeaseStore
@@ -28,13 +28,14 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class Effects:
-    """After a commit: mirror the change into Redis, wake lease streams, revoke leases."""
+    """After a commit: record the metrics, mirror the change into Redis, wake lease streams, revoke leases."""
 
     def __init__(self, mirror: QueueMirror, hub: EventHub) -> None:
         self.mirror = mirror
         self.hub = hub
 
     async def apply(self, outcome: Outcome, ended: tuple[str, str] | None = None) -> None:
+        telemetry.record(outcome)
         if ended is not None:
             await self.mirror.ended(*ended)
         if outcome.released is not None:
@@ -49,7 +50,8 @@ class Effects:
         if outcome.execution is not None:
             await self.mirror.execution(outcome.execution)
         await self.hub.revoke(outcome.revoked)
-        await self.hub.ready()
+        # Wake only the streams that can use this: queued tasks' capabilities, and freed slots.
+        await self.hub.ready({r["capability"] for r in outcome.created} | {e.capability for e in outcome.ended})
 
 
 class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):

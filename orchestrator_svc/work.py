@@ -62,7 +62,7 @@ class WorkSession:
         self.poll_seconds = poll_seconds
         self.quarantine = quarantine
         self.outbox: asyncio.Queue[pb.WorkResponse | None] = asyncio.Queue()
-        self.wake = hub.waker()
+        self.wake = hub.waker(worker.capabilities)
         self.closed = False
         self._unsubscribe = hub.on_revoke(worker.agent_id, self._revoked)
 

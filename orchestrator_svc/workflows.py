@@ -67,6 +67,9 @@ class WorkflowStore:
             raise FailedPrecondition(f"workflow {workflow_id} is {current['status']} and cannot become {target}")
         return row
 
+    def cached_definition(self, workflow_id: str) -> Definition | None:
+        return self._definitions.get(workflow_id)
+
     def definition(self, workflow_id: str, raw: dict[str, Any]) -> Definition:
         """The parsed definition of a published workflow (immutable, so cached)."""
         cached = self._definitions.get(workflow_id)

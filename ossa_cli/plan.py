@@ -7,6 +7,7 @@ in the reverse order.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ from ossa_cli.postgres import EmbeddedPostgres
 from ossa_cli.probes import all_of, connect_host, grpc_health, http_ok
 from ossa_cli.supervisor import Component
 from ossa_cli.valkey import EmbeddedValkey
+from ossa_runtime.metrics import MULTIPROC_ENV
 from ossa_runtime.settings import Settings
 from ossa_runtime.topology import ORCHESTRATOR, REGISTRY, SERVICES
 
@@ -54,12 +56,25 @@ class Plan:
     def child_settings(self) -> Settings:
         return self.settings.replace(database_url=self.database_url(), redis_url=self.redis_url())
 
-    def service_env(self, name: str) -> dict[str, str]:
+    def service_env(self, name: str, worker: int = 0, workers: int = 1) -> dict[str, str]:
         env = dict(os.environ)
         env.update(self.child_settings().to_env())
         env["OSSA_SERVICE_NAME"] = f"ossa-{name}"
         env["PYTHONUNBUFFERED"] = "1"
+        # Several workers: prometheus_client's multiprocess mode, worker 0 serves /metrics for all.
+        env["OSSA_WORKER_INDEX"] = str(worker)
+        env.pop(MULTIPROC_ENV, None)
+        if workers > 1:
+            env[MULTIPROC_ENV] = str(self.metrics_dir(name))
         return env
+
+    def metrics_dir(self, name: str) -> Path:
+        """Where a multi-worker service's processes keep their metrics (emptied at each start)."""
+        return self.settings.data_dir / "metrics" / name
+
+    def reset_metrics_dir(self, name: str) -> None:
+        shutil.rmtree(self.metrics_dir(name), ignore_errors=True)
+        self.metrics_dir(name).mkdir(parents=True)
 
     @property
     def gateway_url(self) -> str:
@@ -84,10 +99,12 @@ def build_plan(settings: Settings, *, python: str = sys.executable) -> Plan:
     for info in (info for info in SERVICES if info.installed()):
         port = info.port(s)
         plan.claims.append(PortClaim(info.name, s.host, port, info.port_field))
+        metrics_port = info.metrics_port(s)
+        plan.claims.append(PortClaim(f"{info.name} metrics", s.host, metrics_port, info.metrics_port_field))
         copies = {REGISTRY: s.registry_workers, ORCHESTRATOR: s.orchestrator_workers}.get(info, 1)
         for i in range(copies):
             name = info.name if copies == 1 else f"{info.name}[{i + 1}]"
-            services.append(_service(plan, name, info.name, info.package, port))
+            services.append(_service(plan, name, info.name, info.package, (port, metrics_port), (i, copies)))
     plan.stages.append(services)
 
     plan.claims.append(PortClaim("envoy", s.gateway_host, s.gateway_port, "gateway_port"))
@@ -112,20 +129,30 @@ def _embedded(server: EmbeddedPostgres | EmbeddedValkey, stop_timeout: float) ->
     )
 
 
-def _service(plan: Plan, name: str, service: str, package: str, port: int) -> Component:
+def _service(
+    plan: Plan, name: str, service: str, package: str, ports: tuple[int, int], worker: tuple[int, int] = (0, 1)
+) -> Component:
+    """One process of a service; `ports` are its gRPC and metrics ports, `worker` is (index, count)."""
     s = plan.settings
+    port, metrics_port = ports
+    index, workers = worker
     prefix = command_prefix(drop_root=False, die_with_parent=signal.SIGTERM)
 
     def env() -> Mapping[str, str]:
-        return plan.service_env(service)
+        return plan.service_env(service, index, workers)
 
+    ready = grpc_health(_address(connect_host(s.host), port))
+    if index == 0:  # the process that serves /metrics (for all workers)
+        ready = all_of(ready, http_ok(connect_host(s.host), metrics_port, "/metrics"))
     return Component(
         name=name,
         argv=lambda: [*prefix, plan.python, "-m", package],
         log_path=plan.logs_dir / f"{service}.log",
         address=_address(s.host, port),
-        ready=grpc_health(_address(connect_host(s.host), port)),
+        ready=ready,
         env=env,
+        # Worker 0 starts first: it empties the directory the workers' multiprocess metrics go to.
+        prepare=(lambda: plan.reset_metrics_dir(service)) if workers > 1 and index == 0 else None,
         stop_timeout=s.shutdown_grace_seconds + 5.0,
     )
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 
+from ossa_runtime.metrics import query_logger
 from ossa_runtime.settings import Settings, SettingsError
 
 log = logging.getLogger("ossa.db")
@@ -95,8 +96,18 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(settings: Settings, *, wait_seconds: float = 30.0) -> asyncpg.Pool:
-    """Connect (retrying while the server starts), run migrations, return the pool."""
+async def create_pool(settings: Settings, *, wait_seconds: float = 30.0, service: str = "") -> asyncpg.Pool:
+    """Connect (retrying while the server starts), run migrations, return the pool.
+
+    Every query on the pool's connections is timed into ossa_db_query_duration_seconds, labelled
+    with `service` (default: OSSA_SERVICE_NAME without its `ossa-` prefix).
+    """
+    record_query = query_logger(service or settings.service_name.removeprefix("ossa-"))
+
+    async def init(conn: asyncpg.Connection) -> None:
+        await _init_connection(conn)
+        conn.add_query_logger(record_query)
+
     if not settings.database_url:
         raise SettingsError("OSSA_DATABASE_URL is not set (`ossa up` sets it for the services it starts)")
     deadline = time.monotonic() + wait_seconds
@@ -106,7 +117,7 @@ async def create_pool(settings: Settings, *, wait_seconds: float = 30.0) -> asyn
                 settings.database_url,
                 min_size=settings.db_pool_min,
                 max_size=settings.db_pool_max,
-                init=_init_connection,
+                init=init,
                 command_timeout=30,
             )
             break

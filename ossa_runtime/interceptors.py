@@ -3,10 +3,13 @@
 Order matters and is fixed here so later concerns slot in without touching services:
 trace context first (so every log line carries ids), then access logging (sees the final status),
 then authentication/authorization (security issue), then error mapping next to the handler.
+Request metrics (ossa_runtime.metrics) are recorded where the access log line is written, with
+the same method, status and duration.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import secrets
@@ -17,6 +20,7 @@ from typing import Any
 import grpc
 
 from ossa_runtime import logging as ossa_logging
+from ossa_runtime import metrics
 from ossa_runtime.errors import DomainError, internal_status
 
 log = logging.getLogger("ossa.access")
@@ -51,8 +55,9 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException
 class _Call:
     """What the access log needs to know about one call."""
 
-    def __init__(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    def __init__(self, method: str, context: grpc.aio.ServicerContext[Any, Any], service: str = "") -> None:
         self.method = method
+        self.service = service
         self.context = context
         meta = _metadata(context)
         self.trace = ossa_logging.new_trace(meta.get("traceparent"))
@@ -65,11 +70,16 @@ class _Call:
         code = self.context.code() if hasattr(self.context, "code") else None
         if exc is not None and isinstance(exc, DomainError):
             status = exc.code.name
+        elif isinstance(exc, asyncio.CancelledError):  # the client went away or its deadline passed
+            remaining = self.context.time_remaining() if hasattr(self.context, "time_remaining") else None
+            status = "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
         elif exc is not None and not isinstance(exc, grpc.aio.AbortError):
             status = "INTERNAL"
         else:
             status = code.name if isinstance(code, grpc.StatusCode) else "OK"
-        duration_ms = round((time.perf_counter() - self.started) * 1000, 3)
+        seconds = time.perf_counter() - self.started
+        duration_ms = round(seconds * 1000, 3)
+        metrics.observe_rpc(self.service, self.method, status, seconds)
         level = logging.DEBUG if self.method.startswith(_QUIET_PREFIXES) else logging.INFO
         if log.isEnabledFor(level):
             meta: dict[str, Any] = {"method": self.method, "status": status, "duration_ms": duration_ms}
@@ -80,13 +90,13 @@ class _Call:
         ossa_logging.reset_trace(self.token)
 
 
-def _wrap_unary(inner: Behavior, method: str) -> Behavior:
+def _wrap_unary(inner: Behavior, method: str, service: str = "") -> Behavior:
     async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        call = _Call(method, context)
+        call = _Call(method, context, service)
         exc: BaseException | None = None
         try:
             return await inner(request, context)
-        except (grpc.aio.AbortError, grpc.aio.BaseError) as err:
+        except (grpc.aio.AbortError, grpc.aio.BaseError, asyncio.CancelledError) as err:
             exc = err
             raise
         except Exception as err:
@@ -98,9 +108,9 @@ def _wrap_unary(inner: Behavior, method: str) -> Behavior:
     return behavior
 
 
-def _wrap_streaming(inner: Behavior, method: str) -> Behavior:
+def _wrap_streaming(inner: Behavior, method: str, service: str = "") -> Behavior:
     async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-        call = _Call(method, context)
+        call = _Call(method, context, service)
         exc: BaseException | None = None
         try:
             result = inner(request, context)
@@ -109,7 +119,7 @@ def _wrap_streaming(inner: Behavior, method: str) -> Behavior:
                     yield item
             elif isinstance(result, Awaitable):
                 await result
-        except (grpc.aio.AbortError, grpc.aio.BaseError) as err:
+        except (grpc.aio.AbortError, grpc.aio.BaseError, asyncio.CancelledError) as err:
             exc = err
             raise
         except Exception as err:
@@ -122,7 +132,10 @@ def _wrap_streaming(inner: Behavior, method: str) -> Behavior:
 
 
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Trace context, access log and error mapping for every RPC of a service."""
+    """Trace context, access log, request metrics and error mapping for every RPC of a service."""
+
+    def __init__(self, service: str = "") -> None:
+        self.service = service  # the `service` label of the request metrics
 
     async def intercept_service(
         self,
@@ -132,25 +145,25 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        method = handler_call_details.method
+        method, service = handler_call_details.method, self.service
         h: Any = handler
         if h.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(h.unary_unary, method), h.request_deserializer, h.response_serializer
+                _wrap_unary(h.unary_unary, method, service), h.request_deserializer, h.response_serializer
             )
         if h.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(h.stream_unary, method), h.request_deserializer, h.response_serializer
+                _wrap_unary(h.stream_unary, method, service), h.request_deserializer, h.response_serializer
             )
         if h.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_streaming(h.unary_stream, method), h.request_deserializer, h.response_serializer
+                _wrap_streaming(h.unary_stream, method, service), h.request_deserializer, h.response_serializer
             )
         return grpc.stream_stream_rpc_method_handler(
-            _wrap_streaming(h.stream_stream, method), h.request_deserializer, h.response_serializer
+            _wrap_streaming(h.stream_stream, method, service), h.request_deserializer, h.response_serializer
         )
 
 
-def default_interceptors() -> list[Any]:
+def default_interceptors(service: str = "") -> list[Any]:
     """The chain every OSSA service installs (auth joins here in the security issue)."""
-    return [ObservabilityInterceptor()]
+    return [ObservabilityInterceptor(service)]

@@ -59,6 +59,8 @@ def workflow_variables(workflow_id: str) -> str:
 
 # Metrics buffer
 METRICS_BUFFER = f"{NS}:metrics:buffer"  # LIST of metric entries
+# LIST: the batch being flushed from the buffer, kept until PostgreSQL has it (crash recovery).
+METRICS_BUFFER_PROCESSING = f"{NS}:metrics:buffer:processing"
 
 
 def metrics_aggregates(metric: str, window: str) -> str:

@@ -17,7 +17,10 @@ from grpc_reflection.v1alpha import reflection
 
 from ossa_runtime.interceptors import default_interceptors
 from ossa_runtime.logging import configure_logging
+from ossa_runtime.metrics import serves_metrics
+from ossa_runtime.metrics_http import MetricsEndpoint
 from ossa_runtime.settings import Settings, SettingsError
+from ossa_runtime.topology import SERVICES
 
 log = logging.getLogger("ossa.server")
 
@@ -54,11 +57,13 @@ class ServiceHost:
         self.name = name
         self.grace_seconds = grace_seconds
         self.server = grpc.aio.server(
-            interceptors=list(default_interceptors() if interceptors is None else interceptors),
+            interceptors=list(default_interceptors(name) if interceptors is None else interceptors),
             options=server_options(reuse_port),
         )
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        # /metrics over HTTP: services add their gauges; it listens once `metrics.listen()` was called.
+        self.metrics = MetricsEndpoint(name)
         self.service_names: list[str] = []
         self._closers: list[Closer] = []
         self._starters: list[Closer] = []
@@ -87,6 +92,12 @@ class ServiceHost:
         return bound
 
     async def start(self) -> None:
+        try:
+            await self.metrics.start()  # first: a busy metrics port fails before anything is served
+        except OSError as err:
+            raise PortInUseError(
+                f"{self.name}: cannot serve /metrics on {self.metrics.where}: {err.strerror or err}"
+            ) from err
         reflection.enable_server_reflection(
             [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
         )
@@ -110,6 +121,7 @@ class ServiceHost:
         log.info("shutting down", extra={"metadata": {"grace_seconds": self.grace_seconds}})
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.grace_seconds)
+        await self.metrics.stop()  # before the closers: its gauges read their pools
         for closer in reversed(self._closers):
             try:
                 await closer()
@@ -143,6 +155,9 @@ def run_main(service: str, build: Callable[[Settings], Awaitable[tuple[ServiceHo
 
     async def run() -> None:
         host, _ = await build(settings)
+        info = next((i for i in SERVICES if i.name == service), None)
+        if info is not None and serves_metrics(settings.worker_index):
+            host.metrics.listen(settings.host, info.metrics_port(settings))
         await host.serve()
 
     try:

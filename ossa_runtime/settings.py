@@ -44,12 +44,19 @@ class Settings:
     registry_port: int = 3011
     orchestrator_port: int = 3012
     monitoring_port: int = 3013
+    # Prometheus /metrics over HTTP on `host`, one port per service (ossa_runtime.metrics).
+    gateway_metrics_port: int = 9110
+    registry_metrics_port: int = 9111
+    orchestrator_metrics_port: int = 9112
+    monitoring_metrics_port: int = 9113
     postgres_port: int = 5433
     redis_port: int = 6382
     # How many processes serve the registry (they share its port with SO_REUSEPORT).
     registry_workers: int = 1
     # How many orchestrator processes run (they share its port; PostgreSQL arbitrates their claims).
     orchestrator_workers: int = 1
+    # Which of its service's worker processes this is, 0-based (`ossa up` sets it per process).
+    worker_index: int = 0
     # Logging: level and the service name written in every line.
     log_level: str = "info"
     service_name: str = "ossa"
@@ -73,6 +80,15 @@ class Settings:
     retry_backoff_max_seconds: float = 60.0
     # An agent that let a lease expire (dead, hung or partitioned) gets no new work for this long.
     lease_quarantine_seconds: float = 30.0
+    # Metrics (monitoring_svc): ingested points wait in Redis until the next flush, which writes
+    # up to `metrics_flush_batch` of them to PostgreSQL at once, every `metrics_flush_seconds` or
+    # as soon as a batch is full; ingest is refused (503) while `metrics_buffer_max` points wait.
+    # Points older than `metrics_retention_hours` are refused, and pruned every sweep.
+    metrics_flush_seconds: float = 1.0
+    metrics_flush_batch: int = 5000
+    metrics_buffer_max: int = 1_000_000
+    metrics_retention_hours: int = 168
+    metrics_retention_sweep_seconds: float = 60.0
     # Dependency probes behind grpc.health.v1 and GET /api/v1/health.
     health_probe_seconds: float = 1.0
     health_probe_timeout_seconds: float = 1.0
@@ -102,7 +118,7 @@ class Settings:
             value = getattr(self, f.name)
             if f.name.endswith("_port") and not 0 <= value <= 65535:
                 raise SettingsError(f"{PREFIX}{f.name.upper()}={value}: a port must be 0-65535")
-            if f.name.endswith(("_seconds", "_workers", "_min", "_max")) and value <= 0:
+            if f.name.endswith(("_seconds", "_workers", "_min", "_max", "_hours", "_batch")) and value <= 0:
                 raise SettingsError(f"{PREFIX}{f.name.upper()}={value}: must be positive")
         if self.db_pool_min > self.db_pool_max:
             raise SettingsError(f"{PREFIX}DB_POOL_MIN={self.db_pool_min} exceeds {PREFIX}DB_POOL_MAX")

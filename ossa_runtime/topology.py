@@ -23,6 +23,14 @@ class ServiceInfo:
     def port(self, settings: Settings) -> int:
         return int(getattr(settings, self.port_field))
 
+    @property
+    def metrics_port_field(self) -> str:
+        """The Settings field of its Prometheus /metrics port (`registry_metrics_port`, ...)."""
+        return f"{self.name}_metrics_port"
+
+    def metrics_port(self, settings: Settings) -> int:
+        return int(getattr(settings, self.metrics_port_field))
+
     def installed(self) -> bool:
         return not self.optional or importlib.util.find_spec(self.package) is not None
 

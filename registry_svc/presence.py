@@ -61,6 +61,18 @@ class Presence:
         args: list[str | int] = [agent_id, at.isoformat(), status, self.ttl, "" if load is None else repr(load)]
         return bool(await self._beat(keys=keys_, args=args))
 
+    async def count_live(self, batch: int = 500) -> int:
+        """Registered agents whose heartbeat key has not expired and whose status is not offline
+        (ossa_agents_active): SSCAN of the registry set, then one MGET per `batch` agents."""
+        agent_ids = list({agent_id async for agent_id in self.redis.sscan_iter(keys.AGENTS_REGISTRY, count=batch)})
+        live = 0
+        for start in range(0, len(agent_ids), batch):
+            chunk = agent_ids[start : start + batch]
+            values = await self.redis.mget([k for a in chunk for k in (keys.agent_heartbeat(a), keys.agent_status(a))])
+            pairs = zip(values[::2], values[1::2], strict=True)
+            live += sum(1 for beat, status in pairs if beat is not None and status != "offline")
+        return live
+
     async def mark_offline(self, agent_ids: Iterable[str]) -> None:
         ids = list(agent_ids)
         if not ids:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ossa.registry.v1 import registry_pb2, registry_pb2_grpc
+from ossa_runtime import metrics
 from ossa_runtime.db import create_pool, ping
 from ossa_runtime.health import DependencyWatch
 from ossa_runtime.redis import create_redis
@@ -21,7 +22,7 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
 
     The returned host is not started yet: `await host.start()` (tests) or `await host.serve()`.
     """
-    pool = await create_pool(settings)
+    pool = await create_pool(settings, service="registry")
     redis = create_redis(settings)
     store = AgentStore(pool)
     presence = Presence(redis, settings.heartbeat_ttl_seconds)
@@ -35,6 +36,12 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
         registry_pb2_grpc.add_AgentRegistryServiceServicer_to_server,
         AgentRegistryServicer(settings, store, presence, beats),
     )
+
+    async def sample_agents() -> dict[str, float]:
+        return {metrics.AGENTS_ACTIVE: await presence.count_live()}
+
+    # Read from Redis at scrape time: the same answer from every registry process.
+    host.metrics.add_gauges(metrics.SampledGauges([metrics.AGENTS_ACTIVE], sample_agents))
 
     async def redis_ping() -> None:
         await redis.ping()

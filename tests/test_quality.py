@@ -35,6 +35,7 @@ def test_generated_code_matches_protos() -> None:
             "ossa_cli",
             "ossa_sdk",
             "orchestrator_svc",
+            "monitoring_svc",
             "scripts",
             "benchmarks",
         ),

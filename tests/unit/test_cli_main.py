@@ -65,7 +65,9 @@ def test_plan_starts_datastores_then_services_then_envoy(tmp_path: Path, monkeyp
         "postgres": 5433,
         "redis": 6382,
         "registry": 3011,
+        "registry metrics": 9111,
         "gateway": 3010,
+        "gateway metrics": 9110,
         "envoy": 3100,
         "envoy admin": 9901,
     }

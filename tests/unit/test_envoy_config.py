@@ -191,7 +191,7 @@ def test_routes(rendered: Path) -> None:
     }
     by_path = {r["match"]["path"]: r for r in table if "path" in r["match"]}
     heartbeat = by_path["/ossa.registry.v1.AgentRegistryService/Heartbeat"]["route"]
-    assert heartbeat == {"cluster": "registry", "timeout": "0s"}  # a long bidi stream
+    assert heartbeat == {"cluster": "registry", "timeout": "0s", "idle_timeout": "0s"}  # a long bidi stream
     for method, field in [("CreateAgent", "agent"), ("ListAgents", "agents"), ("GetAgent", "agent")]:
         route = by_path[f"/ossa.registry.v1.AgentRegistryService/{method}"]
         assert route["route"]["timeout"] != "0s"
@@ -264,28 +264,29 @@ def test_rendering_twice_leaves_files_alone(tmp_path: Path) -> None:
     assert sorted(stamps) == ["envoy.yaml", "openapi.json", "ossa.binpb", "status.lua"]
 
 
-def _monitoring_file() -> descriptor_pb2.FileDescriptorProto:
+def _example_file() -> descriptor_pb2.FileDescriptorProto:
+    """A service added next to the real MonitoringService (same package, so the same cluster)."""
     f = descriptor_pb2.FileDescriptorProto(
-        name="ossa/monitoring/v1/monitoring.proto", package="ossa.monitoring.v1", syntax="proto3"
+        name="ossa/monitoring/v1/example.proto", package="ossa.monitoring.v1", syntax="proto3"
     )
-    f.message_type.add(name="PushRequest").field.add(
+    f.message_type.add(name="ExampleRequest").field.add(
         name="goal", number=1, type=FDP.TYPE_STRING, label=FDP.LABEL_OPTIONAL
     )
-    f.message_type.add(name="PushResponse").field.add(
+    f.message_type.add(name="ExampleResponse").field.add(
         name="workflow_id", number=1, type=FDP.TYPE_STRING, label=FDP.LABEL_OPTIONAL
     )
-    service = f.service.add(name="MonitoringService")
+    service = f.service.add(name="ExampleService")
     push = service.method.add(
         name="Push",
-        input_type=".ossa.monitoring.v1.PushRequest",
-        output_type=".ossa.monitoring.v1.PushResponse",
+        input_type=".ossa.monitoring.v1.ExampleRequest",
+        output_type=".ossa.monitoring.v1.ExampleResponse",
     )
     rule = push.options.Extensions[annotations_pb2.http]
-    rule.post, rule.body = "/api/v1/metrics", "*"
+    rule.post, rule.body = "/api/v1/examples", "*"
     service.method.add(
         name="Watch",
-        input_type=".ossa.monitoring.v1.PushRequest",
-        output_type=".ossa.monitoring.v1.PushResponse",
+        input_type=".ossa.monitoring.v1.ExampleRequest",
+        output_type=".ossa.monitoring.v1.ExampleResponse",
         server_streaming=True,
     )
     return f
@@ -293,13 +294,18 @@ def _monitoring_file() -> descriptor_pb2.FileDescriptorProto:
 
 def test_new_services_in_the_descriptor_are_served(tmp_path: Path, descriptor: bytes) -> None:
     fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor)
-    fds.file.append(_monitoring_file())
+    fds.file.append(_example_file())
     path = render_envoy_config(make_settings(tmp_path), tmp_path / "envoy", descriptor=fds.SerializeToString())
     validate_envoy_config(path)  # Envoy resolves every listed service in the descriptor
     config = load(path)
-    assert "ossa.monitoring.v1.MonitoringService" in http_filter(config, TRANSCODER)["services"]
+    services = http_filter(config, TRANSCODER)["services"]
+    assert {"ossa.monitoring.v1.ExampleService", "ossa.monitoring.v1.MonitoringService"} <= set(services)
     by_path = {r["match"]["path"]: r["route"] for r in routes(config) if "path" in r["match"] and "route" in r}
-    assert by_path["/ossa.monitoring.v1.MonitoringService/Watch"] == {"cluster": "monitoring", "timeout": "0s"}
+    assert by_path["/ossa.monitoring.v1.ExampleService/Watch"] == {
+        "cluster": "monitoring",
+        "timeout": "0s",
+        "idle_timeout": "0s",
+    }
 
 
 def test_envoy_binary_is_found() -> None:

@@ -76,10 +76,17 @@ def test_paths_verbs_and_success_codes(doc: dict[str, Any]) -> None:
         ("POST", "/api/v1/executions/{execution_id}/cancel"): ["200", "400", "404", "500", "503"],
         ("GET", "/api/v1/executions/{execution_id}/tasks"): ["200", "400", "404", "500", "503"],
         ("GET", "/api/v1/tasks/{task_id}"): ["200", "400", "404", "500", "503"],
+        ("POST", "/api/v1/metrics"): ["202", "400", "500", "503"],
+        ("GET", "/api/v1/metrics"): ["200", "400", "500", "503"],
     }
     ids = [op["operationId"] for _, _, op in operations(doc)]
     assert len(ids) == len(set(ids)) and "AgentRegistryService_CreateAgent" in ids
-    assert {t["name"] for t in doc["tags"]} == {"AgentRegistryService", "GatewayService", "OrchestratorService"}
+    assert {t["name"] for t in doc["tags"]} == {
+        "AgentRegistryService",
+        "GatewayService",
+        "MonitoringService",
+        "OrchestratorService",
+    }
 
 
 def test_rpcs_without_http_rule_are_absent(doc: dict[str, Any]) -> None:
@@ -129,6 +136,25 @@ def test_health_documents_503_with_the_report(doc: dict[str, Any]) -> None:
     assert unhealthy["anyOf"] == [{"$ref": "#/components/schemas/GetHealthResponse"}, ERROR]
 
 
+def test_metrics_ingest_and_query(doc: dict[str, Any]) -> None:
+    item = doc["paths"]["/api/v1/metrics"]
+    body = resolve(doc, item["post"]["requestBody"]["content"]["application/json"]["schema"])
+    point = resolve(doc, body["properties"]["metrics"]["items"])
+    assert set(point["properties"]) == {"agent_id", "name", "value", "labels", "timestamp"}
+    assert point["properties"]["labels"] == {
+        "type": "object",
+        "additionalProperties": {"type": "string"},
+        "description": point["properties"]["labels"]["description"],
+    }
+    params = {p["name"]: p["schema"] for p in item["get"]["parameters"]}
+    assert list(params) == ["metric_name", "agent_id", "from", "to", "window", "agg"]
+    assert params["from"] == params["to"] == {"type": "string", "format": "date-time"}
+    listed = item["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert listed["type"] == "array" and listed["items"] == {"$ref": "#/components/schemas/MetricBucket"}
+    text = json.dumps(doc)
+    assert "/PushMetrics" not in text and "PushMetricsRequest" not in text  # client streaming: gRPC only
+
+
 def test_agent_schema_follows_the_spec(doc: dict[str, Any]) -> None:
     agent = doc["components"]["schemas"]["Agent"]
     assert agent["type"] == "object"
@@ -169,6 +195,11 @@ def test_only_reachable_messages_are_components(doc: dict[str, Any]) -> None:
         "Execution",
         "Task",
         "TaskAttempt",
+        "IngestMetricsRequest",
+        "IngestMetricsResponse",
+        "MetricPoint",
+        "PointRejection",
+        "MetricBucket",
     }
 
 

@@ -1,0 +1,233 @@
+"""monitoring_svc without servers: point and query validation, bucket math, exact aggregates."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+import pytest
+
+from monitoring_svc import buckets
+from monitoring_svc.aggregates import HORIZON, horizon_start
+from monitoring_svc.buckets import MICROS, Aggregate
+from monitoring_svc.buffer import decode, encode
+from monitoring_svc.validation import MAX_POINTS, parse_points, parse_query
+from ossa.monitoring.v1 import monitoring_pb2 as pb
+from ossa_runtime.errors import InvalidArgument
+
+NOW = 1_767_225_600 * MICROS + 123_456  # 2026-01-01T00:00:00.123456Z
+HOUR = 3600 * MICROS
+AGENT = "6f1c7a52-2b43-4a8e-9a55-0c1a3b8f9d10"
+
+
+def point(**fields: object) -> pb.MetricPoint:
+    fields.setdefault("name", "cpu_usage")
+    fields.setdefault("value", 0.5)
+    return pb.MetricPoint(**fields)  # type: ignore[arg-type]
+
+
+def ts(micros: int) -> dict[str, int]:
+    return {"seconds": micros // MICROS, "nanos": micros % MICROS * 1000}
+
+
+def violations(err: pytest.ExceptionInfo[InvalidArgument]) -> dict[str, str]:
+    return {v.field: v.description for v in err.value.violations}
+
+
+# Bucket math -------------------------------------------------------------------------------------
+
+
+def test_floor_and_ceil_align_on_epoch_multiples() -> None:
+    minute = 60 * MICROS
+    assert buckets.floor(NOW, "1m") == NOW - 123_456
+    assert buckets.ceil(NOW, "1m") == NOW - 123_456 + minute
+    assert buckets.floor(NOW - 123_456, "1m") == buckets.ceil(NOW - 123_456, "1m") == NOW - 123_456
+    assert buckets.floor(NOW + 7 * minute, "5m") == NOW - 123_456 + 5 * minute
+    assert buckets.floor(NOW + 59 * minute, "1h") == NOW - 123_456
+    assert buckets.floor(-1, "1m") == -minute  # rounds toward minus infinity, like date_bin
+    assert buckets.bucket_count(NOW, NOW + 1, "1m") == 1
+    assert buckets.bucket_count(NOW - 123_456, NOW - 123_456 + 10 * minute, "1m") == 10
+    assert buckets.bucket_count(NOW, NOW + 10 * minute, "1m") == 11  # both ends rounded outwards
+
+
+def test_datetime_round_trip_is_exact() -> None:
+    for micros in (0, NOW, 253_370_764_800 * MICROS - 1, 1):
+        assert buckets.to_micros(buckets.to_datetime(micros)) == micros
+
+
+def test_horizon_keeps_whole_buckets() -> None:
+    for window, count in HORIZON.items():
+        start = horizon_start(NOW, window)
+        assert start == buckets.floor(start, window)
+        assert (buckets.floor(NOW, window) - start) // buckets.window_micros(window) == count - 1
+
+
+# Exact aggregates --------------------------------------------------------------------------------
+
+
+def test_aggregates_merge_exactly_and_finish_like_sql() -> None:
+    values = [0.1, 0.2, 0.3, 1e-300, -2.5, 7.0]
+    merged = Aggregate.of(buckets.exact(values[0]))
+    for v in values[1:]:
+        merged = merged.merge(Aggregate.of(buckets.exact(v)))
+    assert merged.count == 6
+    assert merged.total == Decimal("5.1" + "0" * 298 + "1")  # exact: 1e-300 is not rounded away
+    assert merged.value("min") == -2.5 and merged.value("max") == 7.0 and merged.value("count") == 6.0
+    assert merged.value("sum") == float(merged.total)
+    assert merged.value("avg") == pytest.approx(sum(values) / 6)
+    assert Aggregate.decode(merged.encode()) == merged
+    with pytest.raises(ValueError):
+        merged.value("p95")
+
+
+def test_huge_values_do_not_overflow() -> None:
+    big = Aggregate.of(buckets.exact(1.7e308)).merge(Aggregate.of(buckets.exact(1.7e308)))
+    assert big.value("avg") == 1.7e308
+    assert big.value("sum") == math.inf  # beyond a double, but no error
+    assert buckets.exact(-0.0) == Decimal("0.0") and str(buckets.exact(-0.0)) == "0.0"
+
+
+def test_buffer_entries_round_trip() -> None:
+    good, _ = parse_points([point(agent_id=AGENT, value=0.1, labels={"host": 'a"\u00e9'}), point()], NOW, 0)
+    first, second = decode([encode(p) for p in good])
+    assert (first.agent_id, first.name, first.value, first.labels, first.timestamp) == (
+        AGENT,
+        "cpu_usage",
+        "0.1",
+        '{"host":"a\\"\u00e9"}',
+        NOW,
+    )
+    assert "\n" not in encode(good[0])  # entries travel joined by newlines
+    assert second.agent_id is None and first.id != second.id
+    assert [p.value for p in decode([encode(good[1]), "{not json", encode(good[0])])] == ["0.5", "0.1"]
+
+
+def test_summarize_merges_fine_buckets_into_wide_ones() -> None:
+    minute = 60 * MICROS
+    base = buckets.floor(NOW, "1h")
+    points = [("a", base + 10, Decimal(1)), ("a", base + 10 + minute, Decimal(5)), ("a", base + 3, Decimal(-2))]
+    points += [("b", base + 6 * minute, Decimal("0.5")), ("a", base - 2 * 3600 * MICROS, Decimal(9))]
+    oldest = {"1m": base, "5m": base, "1h": base - 3 * 3600 * MICROS}
+    out = buckets.summarize(points, oldest)
+    assert out["a", "1m"] == {
+        base: Aggregate(2, Decimal(-1), Decimal(-2), Decimal(1)),
+        base + minute: Aggregate.of(Decimal(5)),
+    }
+    assert out["a", "5m"] == {base: Aggregate(3, Decimal(4), Decimal(-2), Decimal(5))}
+    assert out["a", "1h"] == {
+        base: Aggregate(3, Decimal(4), Decimal(-2), Decimal(5)),
+        base - 2 * 3600 * MICROS: Aggregate.of(Decimal(9)),  # older than the 1m/5m horizons
+    }
+    assert out["b", "5m"] == {base + 5 * minute: Aggregate.of(Decimal("0.5"))}
+
+
+# Points ------------------------------------------------------------------------------------------
+
+
+def test_points_default_to_now_and_keep_labels() -> None:
+    good, rejected = parse_points(
+        [point(), point(agent_id=AGENT.upper(), labels={"k": "v"}, timestamp=ts(NOW - HOUR))], NOW, NOW - 2 * HOUR
+    )
+    assert rejected == []
+    assert [p.timestamp for p in good] == [NOW, NOW - HOUR]
+    assert good[1].agent_id == AGENT and good[1].labels == {"k": "v"} and good[1].field == "metrics[1]"
+
+
+@pytest.mark.parametrize(
+    ("bad", "field", "needle"),
+    [
+        (point(value=math.nan), "metrics[0].value", "finite"),
+        (point(value=math.inf), "metrics[0].value", "finite"),
+        (point(name=""), "metrics[0].name", "required"),
+        (point(name="cpu usage"), "metrics[0].name", "A-Z"),
+        (point(name="cpu\x00"), "metrics[0].name", "A-Z"),
+        (point(name="9lives"), "metrics[0].name", "starting with"),
+        (point(name="x" * 256), "metrics[0].name", "1-255"),
+        (point(agent_id="agent-7"), "metrics[0].agent_id", "UUID"),
+        (point(labels={"k": "a\x00b"}), "metrics[0].labels['k']", "control"),
+        (point(labels={"": "v"}), "metrics[0].labels", "empty"),
+        (point(labels={f"k{i}": "v" for i in range(65)}), "metrics[0].labels", "at most 64"),
+        (point(labels={f"k{i}": "v" * 1000 for i in range(5)}), "metrics[0].labels", "4096 characters in all"),
+        (point(timestamp={"seconds": 10**12}), "metrics[0].timestamp", "valid timestamp"),
+        (point(timestamp={"seconds": 1, "nanos": -1}), "metrics[0].timestamp", "valid timestamp"),
+    ],
+)
+def test_malformed_points_fail_the_batch_naming_the_field(bad: pb.MetricPoint, field: str, needle: str) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        parse_points([bad], NOW, 0, where=" (message 2 of the stream)")
+    found = violations(err)
+    assert field in found and needle in found[field], found
+    assert found[field].endswith("(message 2 of the stream)")
+
+
+def test_several_bad_points_are_all_named() -> None:
+    with pytest.raises(InvalidArgument) as err:
+        parse_points([point(), point(value=math.nan), point(name="")], NOW, 0)
+    assert set(violations(err)) == {"metrics[1].value", "metrics[2].name"}
+
+
+def test_batch_size_is_capped() -> None:
+    with pytest.raises(InvalidArgument) as err:
+        parse_points([point()] * (MAX_POINTS + 1), NOW, 0)
+    assert "metrics" in violations(err)
+
+
+def test_timestamps_out_of_range_are_rejected_one_by_one() -> None:
+    points = [point(timestamp=ts(NOW + 6 * 60 * MICROS)), point(timestamp=ts(NOW - 3 * HOUR)), point()]
+    good, rejected = parse_points(points, NOW, NOW - 2 * HOUR, offset=10)
+    assert [p.index for p in good] == [12]
+    assert [(r.index, r.field) for r in rejected] == [(10, "metrics[0].timestamp"), (11, "metrics[1].timestamp")]
+    assert "future" in rejected[0].reason and "retention" in rejected[1].reason
+
+
+# Queries -----------------------------------------------------------------------------------------
+
+
+def query(**fields: object) -> pb.QueryMetricsRequest:
+    fields.setdefault("metric_name", "cpu_usage")
+    return pb.QueryMetricsRequest(**fields)  # type: ignore[arg-type]
+
+
+def test_query_defaults_to_the_last_hour_by_minute_average() -> None:
+    q = parse_query(query(), NOW)
+    assert (q.window, q.agg, q.agent_id) == ("1m", "avg", None)
+    assert q.end == buckets.ceil(NOW, "1m") and q.start == buckets.floor(NOW - HOUR, "1m")
+
+
+def test_query_rounds_the_range_outwards() -> None:
+    q = parse_query(
+        query(agent_id=AGENT, window="5m", agg="p95", **{"from": ts(NOW - HOUR), "to": ts(NOW)}), NOW + HOUR
+    )
+    assert q.start == buckets.floor(NOW - HOUR, "5m") and q.end == buckets.ceil(NOW, "5m")
+    assert (q.window, q.agg, q.agent_id) == ("5m", "p95", AGENT)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "needle"),
+    [
+        ({"agg": "median"}, "agg", "avg, min, max, sum, count, p95"),
+        ({"window": "2m"}, "window", "1m, 5m, 1h"),
+        ({"metric_name": ""}, "metric_name", "required"),
+        ({"metric_name": "a b"}, "metric_name", "metric name"),
+        ({"agent_id": "x"}, "agent_id", "UUID"),
+        ({"from": ts(NOW), "to": ts(NOW)}, "from", "before to"),
+        ({"from": ts(NOW), "to": ts(NOW - 1)}, "from", "before to"),
+        ({"from": ts(NOW - 8 * 24 * HOUR), "to": ts(NOW)}, "from", "at most 10000"),
+        ({"from": {"seconds": -5}}, "from", "1970"),
+        ({"to": {"seconds": 253_402_300_799}}, "to", "9999-01-01"),
+        ({"to": {"seconds": 10**15}}, "to", "1970"),
+    ],
+)
+def test_bad_queries_name_the_field(fields: dict[str, object], field: str, needle: str) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        parse_query(query(**fields), NOW)
+    found = violations(err)
+    assert field in found and needle in found[field], found
+
+
+def test_ten_thousand_buckets_is_the_limit() -> None:
+    start = buckets.floor(NOW, "1m")
+    parse_query(query(**{"from": ts(start), "to": ts(start + 10_000 * 60 * MICROS)}), NOW)
+    with pytest.raises(InvalidArgument):
+        parse_query(query(**{"from": ts(start), "to": ts(start + 10_000 * 60 * MICROS + 1)}), NOW)
+    parse_query(query(window="1h", **{"from": ts(0), "to": ts(9_999 * HOUR)}), NOW)
