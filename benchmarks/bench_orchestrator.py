@@ -820,7 +820,7 @@ def _timestamp(value: Any) -> float:
 
 def celery_available() -> bool:
     try:
-        import celery  # type: ignore[import-untyped]  # noqa: F401
+        import celery  # noqa: F401
     except ImportError:
         return False
     return True

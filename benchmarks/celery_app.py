@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from celery import Celery  # type: ignore[import-untyped]
+from celery import Celery
 
 BROKER_URL = os.environ.get("OSSA_BENCH_CELERY_URL", "redis://127.0.0.1:6379/0")
 
