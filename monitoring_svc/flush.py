@@ -89,7 +89,8 @@ class Flusher:
     async def _loop(self) -> None:
         while not self._stopping.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.every)
+                async with asyncio.timeout(self.every):
+                    await self._wake.wait()
             self._wake.clear()
             if self._stopping.is_set():
                 return

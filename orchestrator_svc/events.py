@@ -106,7 +106,8 @@ class EventHub:
                 log.warning("event subscription lost; resubscribing", extra={"metadata": {"error": str(err)}})
                 self._wake_local()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), 1.0)
+                    async with asyncio.timeout(1.0):
+                        await self._stopping.wait()
 
     def start(self) -> None:
         if self._task is None:

@@ -96,7 +96,8 @@ class WorkSession:
             except Exception as err:  # a database hiccup must not end the agent's stream
                 log.warning("dispatch failed; retrying", extra={"metadata": {"error": str(err)}})
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self.poll_seconds)
+                async with asyncio.timeout(self.poll_seconds):
+                    await self.wake.wait()
 
     async def _read(self, requests: AsyncIterator[pb.WorkRequest]) -> None:
         try:

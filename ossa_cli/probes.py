@@ -50,7 +50,8 @@ async def http_status(host: str, port: int, path: str, timeout: float = 2.0) -> 
             raise ConnectionError(f"not an HTTP reply: {status_line!r}")
         return int(parts[1])
 
-    return await asyncio.wait_for(get(), timeout)
+    async with asyncio.timeout(timeout):
+        return await get()
 
 
 def http_ok(host: str, port: int, path: str, timeout: float = 2.0) -> Probe:

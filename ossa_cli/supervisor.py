@@ -182,7 +182,8 @@ class Supervisor:
                 )
             remaining = deadline - loop.time()
             try:
-                await asyncio.wait_for(child.component.ready(), timeout=max(0.2, min(5.0, remaining)))
+                async with asyncio.timeout(max(0.2, min(5.0, remaining))):
+                    await child.component.ready()
                 return
             except Exception as err:  # TimeoutError included
                 last_error = _describe(err)

@@ -32,7 +32,8 @@ class ProbeResult:
 async def run_probe(name: str, probe: Probe, timeout: float) -> ProbeResult:
     started = time.perf_counter()
     try:
-        await asyncio.wait_for(probe(), timeout)
+        async with asyncio.timeout(timeout):
+            await probe()
     except Exception as err:  # every failure is a health result, not an exception
         message = str(err) or type(err).__name__
         return ProbeResult(name, False, (time.perf_counter() - started) * 1000, message)

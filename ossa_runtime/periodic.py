@@ -26,7 +26,8 @@ class Periodic:
     async def _loop(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.every)
+                async with asyncio.timeout(self.every):
+                    await self._stopping.wait()
             if self._stopping.is_set():
                 return
             try:

@@ -123,7 +123,8 @@ class Heartbeats:
                 while True:
                     self._wake.clear()
                     await call.write(self._beat(agent_id))
-                    ack = await asyncio.wait_for(call.read(), timeout=2 * interval + RPC_TIMEOUT_SECONDS)
+                    async with asyncio.timeout(2 * interval + RPC_TIMEOUT_SECONDS):
+                        ack = await call.read()
                     if ack is EOF:
                         log.warning("the registry closed the heartbeat stream")
                         break
@@ -132,7 +133,8 @@ class Heartbeats:
                     if self._interval is None and ack.interval_seconds > 0:
                         interval = float(ack.interval_seconds)
                     with suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=interval)
+                        async with asyncio.timeout(interval):
+                            await self._wake.wait()
             except grpc.aio.AioRpcError as err:
                 if err.code() == grpc.StatusCode.NOT_FOUND:
                     stale = agent_id  # deleted: register again
