@@ -14,8 +14,8 @@ from monitoring_svc.query import MetricsQuery
 from monitoring_svc.servicer import MonitoringServicer
 from monitoring_svc.store import MetricsStore
 from ossa.monitoring.v1 import monitoring_pb2, monitoring_pb2_grpc
-from ossa_runtime.db import create_pool, ping
-from ossa_runtime.health import DependencyWatch
+from ossa_runtime.db import create_pool
+from ossa_runtime.health import datastore_watch
 from ossa_runtime.periodic import Periodic
 from ossa_runtime.redis import create_redis
 from ossa_runtime.server import ServiceHost
@@ -77,18 +77,7 @@ async def build_service(settings: Settings, port: int | None = None) -> tuple[Se
         SERVICE_NAME, monitoring_pb2_grpc.add_MonitoringServiceServicer_to_server, MonitoringServicer(ingest, query)
     )
 
-    async def pg_ping() -> None:
-        await ping(pool, settings.health_probe_timeout_seconds)
-
-    async def redis_ping() -> None:
-        await redis.ping()
-
-    watch = DependencyWatch(
-        {"postgres": pg_ping, "redis": redis_ping},
-        host.set_serving,
-        interval=settings.health_probe_seconds,
-        timeout=settings.health_probe_timeout_seconds,
-    )
+    watch = datastore_watch(host.set_serving, pool, redis, settings)
     try:
         bound = host.bind(settings.host, settings.monitoring_port if port is None else port)
     except BaseException:

@@ -13,8 +13,8 @@ from orchestrator_svc.servicer import Effects, OrchestratorServicer
 from orchestrator_svc.workflows import WorkflowStore
 from ossa.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from ossa.registry.v1 import registry_pb2_grpc
-from ossa_runtime.db import create_pool, ping
-from ossa_runtime.health import DependencyWatch
+from ossa_runtime.db import create_pool
+from ossa_runtime.health import datastore_watch
 from ossa_runtime.periodic import Periodic
 from ossa_runtime.redis import create_redis
 from ossa_runtime.server import ServiceHost
@@ -67,18 +67,7 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
     host.add_service(SERVICE_NAME, orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server, servicer)
     host.metrics.add_gauges(telemetry.queue_gauges(pool))
 
-    async def pg_ping() -> None:
-        await ping(pool, settings.health_probe_timeout_seconds)
-
-    async def redis_ping() -> None:
-        await redis.ping()
-
-    watch = DependencyWatch(
-        {"postgres": pg_ping, "redis": redis_ping},
-        host.set_serving,
-        interval=settings.health_probe_seconds,
-        timeout=settings.health_probe_timeout_seconds,
-    )
+    watch = datastore_watch(host.set_serving, pool, redis, settings)
 
     async def close() -> None:
         await watch.job.stop()

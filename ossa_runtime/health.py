@@ -14,7 +14,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ossa_runtime.db import ping
 from ossa_runtime.periodic import Periodic
+from ossa_runtime.settings import Settings
 
 log = logging.getLogger("ossa.health")
 
@@ -70,3 +72,22 @@ class DependencyWatch:
             self._healthy = healthy
             await self.on_change(healthy)
         return healthy
+
+
+def datastore_watch(
+    on_change: Callable[[bool], Awaitable[None]], pool: Any, redis: Any, settings: Settings
+) -> DependencyWatch:
+    """The usual watch of a service: SERVING while its PostgreSQL pool and Redis client answer."""
+
+    async def pg_ping() -> None:
+        await ping(pool, settings.health_probe_timeout_seconds)
+
+    async def redis_ping() -> None:
+        await redis.ping()
+
+    return DependencyWatch(
+        {"postgres": pg_ping, "redis": redis_ping},
+        on_change,
+        interval=settings.health_probe_seconds,
+        timeout=settings.health_probe_timeout_seconds,
+    )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ossa.registry.v1 import registry_pb2, registry_pb2_grpc
 from ossa_runtime import metrics
-from ossa_runtime.db import create_pool, ping
-from ossa_runtime.health import DependencyWatch
+from ossa_runtime.db import create_pool
+from ossa_runtime.health import datastore_watch
 from ossa_runtime.redis import create_redis
 from ossa_runtime.server import ServiceHost
 from ossa_runtime.settings import Settings
@@ -43,18 +43,7 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
     # Read from Redis at scrape time: the same answer from every registry process.
     host.metrics.add_gauges(metrics.SampledGauges([metrics.AGENTS_ACTIVE], sample_agents))
 
-    async def redis_ping() -> None:
-        await redis.ping()
-
-    async def pg_ping() -> None:
-        await ping(pool, settings.health_probe_timeout_seconds)
-
-    watch = DependencyWatch(
-        {"postgres": pg_ping, "redis": redis_ping},
-        host.set_serving,
-        interval=settings.health_probe_seconds,
-        timeout=settings.health_probe_timeout_seconds,
-    )
+    watch = datastore_watch(host.set_serving, pool, redis, settings)
     try:
         bound = host.bind(settings.host, settings.registry_port if port is None else port)
         await presence.rebuild(row_to_dict(r) for r in await store.list_all())
