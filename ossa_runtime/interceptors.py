@@ -66,6 +66,17 @@ class _Call:
         self.started = time.perf_counter()
         self.token = ossa_logging.set_trace(self.trace)
 
+    async def __aenter__(self) -> _Call:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        """Map an unexpected or domain error to a status (aborting the call), then log and count it."""
+        try:
+            if isinstance(exc, Exception) and not isinstance(exc, grpc.aio.AbortError | grpc.aio.BaseError):
+                await _abort(self.context, exc, self.method)
+        finally:
+            self.finish(exc)
+
     def finish(self, exc: BaseException | None) -> None:
         code = self.context.code() if hasattr(self.context, "code") else None
         if exc is not None and isinstance(exc, DomainError):
@@ -92,41 +103,21 @@ class _Call:
 
 def _wrap_unary(inner: Behavior, method: str, service: str = "") -> Behavior:
     async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        call = _Call(method, context, service)
-        exc: BaseException | None = None
-        try:
+        async with _Call(method, context, service):
             return await inner(request, context)
-        except (grpc.aio.AbortError, grpc.aio.BaseError, asyncio.CancelledError) as err:
-            exc = err
-            raise
-        except Exception as err:
-            exc = err
-            await _abort(context, err, method)
-        finally:
-            call.finish(exc)
 
     return behavior
 
 
 def _wrap_streaming(inner: Behavior, method: str, service: str = "") -> Behavior:
     async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-        call = _Call(method, context, service)
-        exc: BaseException | None = None
-        try:
+        async with _Call(method, context, service):
             result = inner(request, context)
             if inspect.isasyncgen(result):
                 async for item in result:
                     yield item
             elif isinstance(result, Awaitable):
                 await result
-        except (grpc.aio.AbortError, grpc.aio.BaseError, asyncio.CancelledError) as err:
-            exc = err
-            raise
-        except Exception as err:
-            exc = err
-            await _abort(context, err, method)
-        finally:
-            call.finish(exc)
 
     return behavior
 
