@@ -16,7 +16,6 @@ import asyncio
 import http.client
 import json
 import multiprocessing as mp
-import os
 import secrets
 import statistics
 import sys
@@ -24,7 +23,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -32,29 +30,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.report import Result, machine_note, print_table
 from ossa.registry.v1 import registry_pb2 as pb
 from ossa.registry.v1 import registry_pb2_grpc
 
 # The spec's "Service Latency Targets" (ms) and "Throughput Targets" (requests/s).
 TARGETS = {"Agent Registration": (10, 25, 50), "Health Check": (2, 5, 10)}
 GATEWAY_READ_RPS, GATEWAY_WRITE_RPS = 10_000, 1_000
-
-
-@dataclass
-class Result:
-    operation: str
-    path: str
-    samples: list[float]  # seconds
-    elapsed: float
-    errors: int = 0
-
-    def pct(self, q: float) -> float:
-        ordered = sorted(self.samples)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-    @property
-    def rps(self) -> float:
-        return len(self.samples) / self.elapsed if self.elapsed else 0.0
 
 
 def http_call(conn: http.client.HTTPConnection, method: str, path: str, body: bytes | None = None) -> int:
@@ -179,26 +161,6 @@ def throughput(
         p.join()
     label = f"REST {method} via Envoy, {processes}x{threads} conns"
     return Result(operation, label, samples, time.perf_counter() - started, errors)
-
-
-def print_table(title: str, rows: list[Result], targets: dict[str, str]) -> None:
-    print(f"\n{title}")
-    header = (
-        f"{'operation':<20} {'path':<36} {'n':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-        f"{'req/s':>8} {'err':>5}  target"
-    )
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        print(
-            f"{r.operation:<20} {r.path:<36} {len(r.samples):>7} {r.pct(0.50):>8.2f} {r.pct(0.95):>8.2f} "
-            f"{r.pct(0.99):>8.2f} {r.rps:>8.0f} {r.errors:>5}  {targets.get(r.operation, '')}"
-        )
-
-
-def machine_note() -> str:
-    load = os.getloadavg()
-    return f"cores={os.cpu_count()} loadavg(1/5/15m)={load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}"
 
 
 def main() -> int:

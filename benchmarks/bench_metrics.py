@@ -46,6 +46,8 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.report import machine_note
+from benchmarks.report import percentile_ms as pct
 from monitoring_svc import buckets
 from monitoring_svc.aggregates import HORIZON
 from monitoring_svc.store import MetricsStore
@@ -85,11 +87,6 @@ SCENARIOS = [
     Scenario("ingest burst: 1h by 1m, avg", HOUR, "1m", "avg", dense=True),
     Scenario("ingest burst: 1h by 1m, p95", HOUR, "1m", "p95", dense=True),
 ]
-
-
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
 def http_json(conn: http.client.HTTPConnection, method: str, path: str, body: object = None) -> tuple[int, object]:
@@ -403,10 +400,7 @@ def main() -> int:
         asyncio.run(wait_stored(args.database_url, burst, since, accepted, started))
 
         print_table(asyncio.run(latency(args.gateway, args.database_url, names, burst, agents, args.n)))
-        load_avg = os.getloadavg()
-        print(
-            f"\nmachine: cores={os.cpu_count()} loadavg(1/5/15m)={load_avg[0]:.2f}/{load_avg[1]:.2f}/{load_avg[2]:.2f}"
-        )
+        print(f"\nmachine: {machine_note()}")
     finally:
         if platform is not None:
             platform.stop()

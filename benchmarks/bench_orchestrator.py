@@ -52,6 +52,7 @@ from google.protobuf import struct_pb2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.report import Result, machine_note, print_table
 from ossa.orchestrator.v1 import orchestrator_pb2 as pb
 from ossa.orchestrator.v1 import orchestrator_pb2_grpc
 from ossa.registry.v1 import registry_pb2 as rpb
@@ -69,47 +70,8 @@ HEARTBEAT_SECONDS = 15.0  # registration keeps an agent alive 60 s; beats keep l
 LEASED = (pb.TaskStatus.assigned, pb.TaskStatus.running)
 
 
-@dataclass
-class Result:
-    operation: str
-    path: str
-    samples: list[float]  # seconds
-    elapsed: float
-    errors: int = 0
-
-    def pct(self, q: float) -> float:
-        if not self.samples:
-            return float("nan")
-        ordered = sorted(self.samples)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-    @property
-    def rate(self) -> float:
-        return len(self.samples) / self.elapsed if self.elapsed else 0.0
-
-
-def print_table(title: str, rows: list[Result], targets: dict[str, str], rate: str = "ops/s") -> None:
-    print(f"\n{title}")
-    header = (
-        f"{'operation':<22} {'path':<40} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-        f"{rate:>8} {'err':>5}  target"
-    )
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        print(
-            f"{r.operation:<22} {r.path:<40} {len(r.samples):>6} {r.pct(0.50):>8.2f} {r.pct(0.95):>8.2f} "
-            f"{r.pct(0.99):>8.2f} {r.rate:>8.0f} {r.errors:>5}  {targets.get(r.operation, '')}"
-        )
-
-
 def latency_targets() -> dict[str, str]:
     return {op: f"p50/p95/p99 {a}/{b}/{c} ms" for op, (a, b, c) in TARGETS.items()}
-
-
-def machine_note() -> str:
-    load = os.getloadavg()
-    return f"cores={os.cpu_count()} loadavg(1/5/15m)={load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}"
 
 
 def struct(value: dict[str, Any]) -> struct_pb2.Struct:
