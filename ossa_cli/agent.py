@@ -16,6 +16,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from ossa_cli import argtypes
 from ossa_runtime.settings import Settings, SettingsError
 from ossa_sdk import Agent, HandlerError, RegistrationError, resolve_handler
 from ossa_sdk.agent import AGENT_TYPES
@@ -24,6 +25,9 @@ from ossa_sdk.handlers import BUILTIN_HANDLERS
 PROG = "ossa"
 # Addresses Envoy binds that a client cannot connect to.
 WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
+
+
+SLOTS = argtypes.whole_number(1, 1000, "a slot count")
 
 
 def default_gateway(env: Mapping[str, str] | None = None) -> str:
@@ -35,26 +39,6 @@ def default_gateway(env: Mapping[str, str] | None = None) -> str:
     elif ":" in host and not host.startswith("["):
         host = f"[{host}]"
     return f"{host}:{settings.gateway_port}"
-
-
-def _slots(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
-    if not 1 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"{value} is not 1-1000")
-    return value
-
-
-def _seconds(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a number of seconds") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{value} must not be negative")
-    return value
 
 
 def add_agent_commands(sub: Any) -> None:
@@ -83,7 +67,13 @@ def add_agent_commands(sub: Any) -> None:
         metavar="|".join([*BUILTIN_HANDLERS, "MODULE:FUNC"]),
         help="a built-in handler or a function to import (from the current directory too)",
     )
-    serve.add_argument("--slots", type=_slots, default=1, metavar="N", help="tasks run at once (default: 1)")
+    serve.add_argument(
+        "--slots",
+        type=argtypes.whole_number(1, 1000, "a slot count"),
+        default=1,
+        metavar="N",
+        help="tasks run at once (default: 1)",
+    )
     serve.add_argument(
         "--gateway",
         metavar="HOST:PORT",
@@ -91,7 +81,11 @@ def add_agent_commands(sub: Any) -> None:
     )
     serve.add_argument("--version", default="1.0.0", help="the agent's semantic version (default: 1.0.0)")
     serve.add_argument(
-        "--grace", type=_seconds, default=30.0, metavar="SECONDS", help="how long stopping waits for running tasks"
+        "--grace",
+        type=argtypes.seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long stopping waits for running tasks",
     )
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default: $OSSA_LOG_LEVEL")
     serve.set_defaults(command=cmd_agent_serve)

@@ -17,6 +17,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import IO, Any
 
+from ossa_cli import argtypes
 from ossa_cli.agent import add_agent_commands
 from ossa_cli.plan import HEALTH_PATH, Plan, build_plan
 from ossa_cli.ports import PortError, check_ports, free_ports
@@ -35,26 +36,6 @@ def port_fields() -> list[str]:
     return [f.name for f in fields(Settings) if f.name.endswith("_port")]
 
 
-def _port(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535)")
-    return value
-
-
-def _positive_int(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
-
-
 def _add_up(sub: Any) -> None:
     defaults = Settings()
     up = sub.add_parser(
@@ -69,13 +50,13 @@ def _add_up(sub: Any) -> None:
     )
     up.add_argument(
         "--registry-workers",
-        type=_positive_int,
+        type=argtypes.positive,
         metavar="N",
         help=f"registry processes sharing its port (default: ${PREFIX}REGISTRY_WORKERS or 1)",
     )
     up.add_argument(
         "--orchestrators",
-        type=_positive_int,
+        type=argtypes.positive,
         metavar="N",
         dest="orchestrator_workers",
         help=f"orchestrator processes sharing its port (default: ${PREFIX}ORCHESTRATOR_WORKERS or 1)",
@@ -87,7 +68,7 @@ def _add_up(sub: Any) -> None:
     for name in port_fields():
         ports.add_argument(
             "--" + name.replace("_", "-"),
-            type=_port,
+            type=argtypes.port,
             metavar="PORT",
             dest=name,
             help=f"default: {getattr(defaults, name)}",
