@@ -10,7 +10,8 @@ import grpc
 from gateway_http.health import Component, HealthReporter, service_components
 from ossa.gateway.v1 import gateway_pb2 as pb
 from ossa.gateway.v1 import gateway_pb2_grpc
-from ossa_runtime.db import create_pool, ping
+from ossa_runtime.db import create_pool
+from ossa_runtime.health import datastore_probes
 from ossa_runtime.http import SERVICE_UNAVAILABLE, set_http_status
 from ossa_runtime.periodic import Periodic
 from ossa_runtime.redis import create_redis
@@ -43,15 +44,10 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
     redis = create_redis(settings)
     channels: dict[str, grpc.aio.Channel] = {}
 
-    async def pg_ping() -> None:
-        await ping(pool, settings.health_probe_timeout_seconds)
-
-    async def redis_ping() -> None:
-        await redis.ping()
-
+    probes = datastore_probes(pool, redis, settings)
     components = [
-        Component("postgres", "datastore", _netloc(settings.database_url), pg_ping),
-        Component("redis", "datastore", _netloc(settings.redis_url), redis_ping),
+        Component("postgres", "datastore", _netloc(settings.database_url), probes["postgres"]),
+        Component("redis", "datastore", _netloc(settings.redis_url), probes["redis"]),
         *service_components(settings, channels),
     ]
     reporter = HealthReporter(components, settings.health_probe_timeout_seconds)

@@ -74,10 +74,8 @@ class DependencyWatch:
         return healthy
 
 
-def datastore_watch(
-    on_change: Callable[[bool], Awaitable[None]], pool: Any, redis: Any, settings: Settings
-) -> DependencyWatch:
-    """The usual watch of a service: SERVING while its PostgreSQL pool and Redis client answer."""
+def datastore_probes(pool: Any, redis: Any, settings: Settings) -> dict[str, Probe]:
+    """Probes of a service's PostgreSQL pool and Redis client, by component name."""
 
     async def pg_ping() -> None:
         await ping(pool, settings.health_probe_timeout_seconds)
@@ -85,8 +83,15 @@ def datastore_watch(
     async def redis_ping() -> None:
         await redis.ping()
 
+    return {"postgres": pg_ping, "redis": redis_ping}
+
+
+def datastore_watch(
+    on_change: Callable[[bool], Awaitable[None]], pool: Any, redis: Any, settings: Settings
+) -> DependencyWatch:
+    """The usual watch of a service: SERVING while its PostgreSQL pool and Redis client answer."""
     return DependencyWatch(
-        {"postgres": pg_ping, "redis": redis_ping},
+        datastore_probes(pool, redis, settings),
         on_change,
         interval=settings.health_probe_seconds,
         timeout=settings.health_probe_timeout_seconds,
