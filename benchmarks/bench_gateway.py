@@ -30,6 +30,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import auth
 from benchmarks.report import Result, machine_note, print_table
 from ossa.registry.v1 import registry_pb2 as pb
 from ossa.registry.v1 import registry_pb2_grpc
@@ -41,7 +42,7 @@ GATEWAY_READ_RPS, GATEWAY_WRITE_RPS = 10_000, 1_000
 
 def http_call(conn: http.client.HTTPConnection, method: str, path: str, body: bytes | None = None) -> int:
     headers = {"content-type": "application/json"} if body else {}
-    conn.request(method, path, body=body, headers=headers)
+    conn.request(method, path, body=body, headers={**headers, **auth.headers()})
     resp = conn.getresponse()
     resp.read()
     return resp.status
@@ -82,7 +83,11 @@ async def latency_suite(gateway: str, registry: str, n: int) -> tuple[list[Resul
     results = [
         rest_latency(gateway, "Agent Registration", "POST", "/api/v1/agents", n, agent_body),
     ]
-    async with grpc.aio.insecure_channel(registry) as direct, grpc.aio.insecure_channel(gateway) as via_envoy:
+    bearer = auth.interceptors()
+    async with (
+        grpc.aio.insecure_channel(registry, interceptors=bearer) as direct,
+        grpc.aio.insecure_channel(gateway, interceptors=bearer) as via_envoy,
+    ):
         stub, stub_envoy = (
             registry_pb2_grpc.AgentRegistryServiceStub(direct),
             registry_pb2_grpc.AgentRegistryServiceStub(via_envoy),
@@ -170,6 +175,7 @@ def main() -> int:
     parser.add_argument("--start", action="store_true", help="start a platform in a temp dir for this run")
     parser.add_argument("--registry-workers", type=int, default=2, help="with --start: registry processes")
     parser.add_argument("-n", type=int, default=500, help="requests per latency row")
+    auth.add_arguments(parser)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per throughput row")
     parser.add_argument("--processes", type=int, default=2, help="load generator processes")
     parser.add_argument("--threads", type=int, default=8, help="connections per load generator process")
@@ -182,6 +188,7 @@ def main() -> int:
         platform = make_platform(Path(tempfile.mkdtemp(prefix="ossa-bench-")) / "data", {"OSSA_LOG_LEVEL": "warning"})
         platform.start("--registry-workers", str(args.registry_workers))
         args.gateway, args.registry = platform.gateway, platform.registry
+    auth.use_token(args, platform.data_dir if platform is not None else None)
     try:
         print(f"machine before: {machine_note()}")
         latency, agent_id = asyncio.run(latency_suite(args.gateway, args.registry, args.n))

@@ -46,6 +46,7 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import auth
 from benchmarks.report import machine_note
 from benchmarks.report import percentile_ms as pct
 from monitoring_svc import buckets
@@ -91,7 +92,8 @@ SCENARIOS = [
 
 def http_json(conn: http.client.HTTPConnection, method: str, path: str, body: object = None) -> tuple[int, object]:
     data = None if body is None else json.dumps(body).encode()
-    conn.request(method, path, body=data, headers={"content-type": "application/json"} if data else {})
+    headers = {"content-type": "application/json"} if data else {}
+    conn.request(method, path, body=data, headers={**headers, **auth.headers()})
     response = conn.getresponse()
     raw = response.read()
     return response.status, json.loads(raw) if raw else None
@@ -228,7 +230,7 @@ async def grpc_ingest(
                 await asyncio.sleep(0.1)
         return accepted
 
-    async with grpc.aio.insecure_channel(gateway) as channel:
+    async with grpc.aio.insecure_channel(gateway, interceptors=auth.interceptors()) as channel:
         stub = monitoring_pb2_grpc.MonitoringServiceStub(channel)
         started = time.perf_counter()
         accepted = sum(await asyncio.gather(*(stream(stub, started + duration) for _ in range(streams))))
@@ -361,6 +363,7 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=2, help="REST ingest processes")
     parser.add_argument("--streams", type=int, default=4, help="gRPC ingest streams")
     parser.add_argument("--batch", type=int, default=500, help="points per request or stream message")
+    auth.add_arguments(parser)
     args = parser.parse_args()
 
     platform = None
@@ -374,6 +377,7 @@ def main() -> int:
         args.database_url = EmbeddedPostgres.in_data_dir(platform.data_dir, platform.port("postgres")).url()
     if not args.database_url:
         parser.error("--database-url (or OSSA_DATABASE_URL) is required without --start")
+    auth.use_token(args, platform.data_dir if platform is not None else None)
     try:
         run = secrets.token_hex(3)
         names = [f"bench.{run}.m{i}" for i in range(METRICS)]

@@ -52,6 +52,7 @@ from google.protobuf import struct_pb2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import auth
 from benchmarks.report import Result, machine_note, print_table
 from ossa.orchestrator.v1 import orchestrator_pb2 as pb
 from ossa.orchestrator.v1 import orchestrator_pb2_grpc
@@ -209,7 +210,7 @@ class BenchAgent:
         on_assigned: OnAssigned | None = None,
         on_completed: OnCompleted | None = None,
     ) -> None:
-        self.channel = grpc.aio.insecure_channel(target)
+        self.channel = grpc.aio.insecure_channel(target, interceptors=auth.interceptors())
         self.stub = orchestrator_pb2_grpc.OrchestratorServiceStub(self.channel)
         self.agent_id, self.slots, self.auto, self.hold = agent_id, slots, auto, hold
         self.flight = flight or Flight()
@@ -311,7 +312,7 @@ class Fleet:
     """
 
     def __init__(self, registry: str) -> None:
-        self.channel = grpc.aio.insecure_channel(registry)
+        self.channel = grpc.aio.insecure_channel(registry, interceptors=auth.interceptors())
         self.stub = registry_pb2_grpc.AgentRegistryServiceStub(self.channel)
         self.stop = asyncio.Event()
         self.beats: dict[str, asyncio.Task[None]] = {}
@@ -390,7 +391,7 @@ class Orchestrator:
 
     def __init__(self, target: str) -> None:
         self.target = target
-        self.channel = grpc.aio.insecure_channel(target)
+        self.channel = grpc.aio.insecure_channel(target, interceptors=auth.interceptors())
         self.stub = orchestrator_pb2_grpc.OrchestratorServiceStub(self.channel)
 
     async def workflow(self, steps: list[dict[str, Any]], name: str) -> str:
@@ -506,7 +507,9 @@ def rest_start(gateway: str, workflow_id: str, n: int) -> tuple[Result, list[str
     started = time.monotonic()
     for _ in range(n):
         t0 = time.monotonic()
-        conn.request("POST", "/api/v1/orchestrate", body=body, headers={"content-type": "application/json"})
+        conn.request(
+            "POST", "/api/v1/orchestrate", body=body, headers={"content-type": "application/json", **auth.headers()}
+        )
         resp = conn.getresponse()
         data = resp.read()
         samples.append(time.monotonic() - t0)
@@ -1044,6 +1047,7 @@ def main() -> int:
     parser.add_argument("--orchestrator", default="127.0.0.1:3012")
     parser.add_argument("--registry", default="", help="where agents register (default: through the gateway)")
     parser.add_argument("--start", action="store_true", help="start a platform in a temp dir for this run")
+    auth.add_arguments(parser)
     parser.add_argument("--orchestrators", type=int, default=1, help="with --start: orchestrator processes")
     parser.add_argument("--quick", action="store_true", help="smaller counts: about 30 s in all")
     parser.add_argument("-n", type=int, default=0, help="samples per latency row (default 300, quick 100)")
@@ -1072,6 +1076,7 @@ def main() -> int:
         cpu.roots.append(platform.proc.pid)
         args.gateway = platform.gateway
         args.orchestrator = f"127.0.0.1:{platform.port('orchestrator')}"
+    auth.use_token(args, platform.data_dir if platform is not None else None)
     began, finished = time.monotonic(), False
     try:
         print(f"machine before: {machine_note()}")

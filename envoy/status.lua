@@ -154,6 +154,20 @@ end
 
 -- The filter ------------------------------------------------------------------------------------
 
+-- 4. Trace ids for the access log: those of the client's W3C `traceparent`, when it sent one.
+function envoy_on_request(request_handle)
+  local parent = request_handle:headers():get("traceparent")
+  if parent == nil then
+    return
+  end
+  local trace_id, span_id = string.match(parent, "^%x%x%-(%x+)%-(%x+)%-%x%x$")
+  if trace_id ~= nil and #trace_id == 32 and #span_id == 16 then
+    local meta = request_handle:streamInfo():dynamicMetadata()
+    meta:set("ossa", "trace_id", trace_id)
+    meta:set("ossa", "span_id", span_id)
+  end
+end
+
 function envoy_on_response(response_handle)
   local headers = response_handle:headers()
   if is_grpc(headers:get("content-type")) then

@@ -26,6 +26,9 @@ from string import Template
 from google.api import annotations_pb2  # type: ignore[import-untyped]
 from google.protobuf import descriptor_pb2
 
+from gateway_http.console_routes import render_console
+from gateway_http.envoy_tls import listener_transport_socket, upstream_transport_socket
+from gateway_http.envoy_tracing import access_trace_id, collector_cluster, hcm_tracing
 from ossa_runtime.settings import Settings
 
 CONFIG_NAME = "envoy.yaml"
@@ -34,9 +37,13 @@ OPENAPI_NAME = "openapi.json"
 LUA_NAME = "status.lua"
 
 # Upstream clusters by the second component of a proto package (ossa.<cluster>.v1).
-CLUSTERS = ("registry", "gateway", "orchestrator", "monitoring")
+CLUSTERS = ("registry", "gateway", "orchestrator", "monitoring", "search")
+# Packages served by another component's process: ossa.auth.v1 (sessions, API keys) by the gateway.
+CLUSTER_OF_PACKAGE = {"auth": "gateway"}
 # Upstream response timeout for unary calls (REST and gRPC alike); streaming methods have none.
 UNARY_TIMEOUT = "15s"
+# Unary methods that may take longer, by path (each gets its own route with this timeout).
+SLOW_METHODS = {"/ossa.search.v1.SearchService/Reindex": "600s"}
 CONNECT_TIMEOUT = "1s"
 # Retried only when the request cannot have reached the service (same as the template's routes).
 RETRY_POLICY = {"retry_on": "connect-failure,refused-stream", "num_retries": 2}
@@ -88,7 +95,8 @@ class GrpcMethod:
     @property
     def cluster(self) -> str | None:
         parts = self.service.split(".")
-        return parts[1] if len(parts) > 2 and parts[1] in CLUSTERS else None
+        name = CLUSTER_OF_PACKAGE.get(parts[1], parts[1]) if len(parts) > 2 else ""
+        return name if name in CLUSTERS else None
 
 
 # Descriptor ------------------------------------------------------------------------------------
@@ -212,14 +220,14 @@ def _method_routes(methods: Iterable[GrpcMethod]) -> list[str]:
     streaming methods (no timeout) and methods with a `response_body` (Lua metadata)."""
     routes = []
     for method in methods:
-        if not method.cluster or not (method.streaming or method.response_body):
+        if not method.cluster or not (method.streaming or method.response_body or method.path in SLOW_METHODS):
             continue
         action: dict[str, object] = {"cluster": method.cluster}
         if method.streaming:
             action["timeout"] = "0s"
             action["idle_timeout"] = "0s"  # long-lived lease and heartbeat streams may be quiet for minutes
         else:
-            action["timeout"] = UNARY_TIMEOUT
+            action["timeout"] = SLOW_METHODS.get(method.path, UNARY_TIMEOUT)
             action["retry_policy"] = RETRY_POLICY
         route: dict[str, object] = {"match": {"path": method.path}, "route": action}
         if method.response_body and not method.server_streaming:
@@ -329,6 +337,7 @@ def render_envoy_config(
         "gateway_grpc_port": str(settings.gateway_grpc_port),
         "orchestrator_port": str(settings.orchestrator_port),
         "monitoring_port": str(settings.monitoring_port),
+        "search_port": str(settings.search_port),
         "registry_cluster_type": _cluster_type(h for h, _ in targets),
         "registry_endpoints": _endpoints(targets),
         "descriptor_path": _yaml(str(descriptor_path)),
@@ -340,10 +349,16 @@ def render_envoy_config(
         "max_direct_response_bytes": str(max(1024 * 1024, 2 * len(openapi))),
         "max_request_body_bytes": str(MAX_REQUEST_BODY_BYTES),
         "max_response_body_bytes": str(MAX_RESPONSE_BODY_BYTES),
+        "listener_tls": listener_transport_socket(settings),
+        "upstream_tls": upstream_transport_socket(settings),
+        "access_trace_id": access_trace_id(settings),
     }
     blocks = {
         "method_routes": _method_routes(grpc_methods(descriptor)),
+        "console_routes": render_console(out_dir),  # /console: static files (gateway_http/console_routes.py)
         "local_reply_mappers": _local_reply_mappers(),
+        "hcm_tracing": hcm_tracing(settings),
+        "collector_cluster": collector_cluster(settings),
     }
     text = _substitute(template_dir.joinpath(CONFIG_NAME).read_text("utf-8"), values, blocks)
     config_path = out_dir / CONFIG_NAME

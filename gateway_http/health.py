@@ -17,6 +17,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ossa.gateway.v1 import gateway_pb2 as pb
+from ossa_runtime import tls
 from ossa_runtime.health import ProbeResult, run_probe
 from ossa_runtime.settings import Settings
 from ossa_runtime.topology import BACKENDS
@@ -44,8 +45,10 @@ def grpc_health_probe(channel: grpc.aio.Channel, service: str) -> Callable[[], A
 
 
 class HealthReporter:
-    def __init__(self, components: list[Component], timeout: float) -> None:
+    def __init__(self, components: list[Component], timeout: float, version_label: str = "") -> None:
         self.components = components
+        # The release label (canary subsets): reported as <package version>+<label>.
+        self.version = _version() + (f"+{version_label}" if version_label else "")
         self.timeout = timeout
         self.report = pb.GetHealthResponse(status=State.state_unspecified)
 
@@ -54,7 +57,7 @@ class HealthReporter:
         results = await asyncio.gather(*(run_probe(c.name, c.probe, self.timeout) for c in probed if c.probe))
         by_name: dict[str, ProbeResult] = {r.name: r for r in results}
         now = datetime.now(UTC)
-        report = pb.GetHealthResponse(version=_version())
+        report = pb.GetHealthResponse(version=self.version)
         report.checked_at.FromDatetime(now)
         for c in self.components:
             entry = report.components.add(name=c.name, kind=c.kind, target=c.target)
@@ -85,10 +88,10 @@ def service_components(settings: Settings, channels: dict[str, grpc.aio.Channel]
     """The services the gateway fronts; those not installed in this deployment show as disabled."""
     out = []
     for info in BACKENDS:
-        target = f"{settings.host}:{info.port(settings)}"
+        target = info.target(settings)
         probe = None
         if info.installed():
-            channels[info.name] = grpc.aio.insecure_channel(target)
+            channels[info.name] = tls.channel(settings, target)
             probe = grpc_health_probe(channels[info.name], info.grpc_service)
         out.append(Component(info.name, "service", target, probe))
     return out

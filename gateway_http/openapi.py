@@ -38,6 +38,9 @@ SUCCESS_STATUS: dict[str, int] = {
     "ossa.registry.v1.AgentRegistryService.DeleteAgent": 204,
     "ossa.orchestrator.v1.OrchestratorService.StartExecution": 202,
     "ossa.monitoring.v1.MonitoringService.IngestMetrics": 202,
+    "ossa.search.v1.SearchService.AddKnowledge": 201,
+    "ossa.auth.v1.AuthService.RevokeApiKey": 204,
+    "ossa.auth.v1.AuthService.RevokeToken": 204,
 }
 # Methods that answer another status with their normal reply body, e.g. an unhealthy report.
 ALSO_SUCCESS: dict[str, tuple[int, str]] = {
@@ -47,12 +50,30 @@ ALSO_SUCCESS: dict[str, tuple[int, str]] = {
         "means the gateway could not produce a report.",
     ),
 }
+# Error statuses beyond the ones every operation has, by full method name.
+EXTRA_ERRORS: dict[str, list[str]] = {
+    "ossa.auth.v1.AuthService.Login": ["401"],  # a wrong or revoked API key
+    "ossa.auth.v1.AuthService.Logout": ["404"],  # no such session
+}
+# Operations never rate limited (ossa_runtime.ratelimit: health checks); every other one may answer 429.
+NOT_RATE_LIMITED = frozenset({"ossa.gateway.v1.GatewayService.GetHealth"})
+# Headers of the shared error responses, by component name.
+ERROR_HEADERS: dict[str, Schema] = {
+    "TooManyRequests": {
+        "Retry-After": {
+            "description": "Seconds until the caller's rate-limit window ends.",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    }
+}
 # Required fields by full message name (proto3 has no `required`).
 REQUIRED: dict[str, list[str]] = {
     "ossa.registry.v1.Agent": ["id", "name", "type", "version", "status"],
     "ossa.registry.v1.CreateAgentRequest": ["name", "type", "version"],
     "ossa.orchestrator.v1.CreateWorkflowRequest": ["name", "version", "definition"],
     "ossa.orchestrator.v1.StartExecutionResponse": ["execution_id", "workflow_id", "status", "started_at"],
+    "ossa.auth.v1.LoginRequest": ["api_key"],
+    "ossa.auth.v1.CreateApiKeyRequest": ["name", "role"],
     # Replies: fields Envoy always prints (always_print_primitive_fields).
     "ossa.gateway.v1.GetHealthResponse": ["status", "version", "components"],
     "ossa.gateway.v1.ComponentHealth": ["name", "kind", "state"],
@@ -96,6 +117,8 @@ ERROR_RESPONSES: dict[str, tuple[str, str]] = {
     "400": ("BadRequest", "The request is invalid: malformed JSON, an unknown query parameter or a bad field."),
     "404": ("NotFound", "No such resource."),
     "409": ("Conflict", "A resource with the same unique key already exists."),
+    "401": ("Unauthenticated", "No valid credentials: a missing, malformed, expired or revoked token or API key."),
+    "429": ("TooManyRequests", "Rate limit exceeded (per caller and operation); retry after Retry-After seconds."),
     "500": ("InternalError", "The service failed."),
     "503": ("Unavailable", "A service is down or overloaded; try again later."),
 }
@@ -409,6 +432,9 @@ class _Builder:
             errors.append("404")
         if status == 201:
             errors.append("409")
+        errors += EXTRA_ERRORS.get(full, [])
+        if full not in NOT_RATE_LIMITED:
+            errors.append("429")
         for code in errors:
             responses[code] = {"$ref": f"#/components/responses/{ERROR_RESPONSES[code][0]}"}
         if full in ALSO_SUCCESS:
@@ -469,6 +495,7 @@ def build_openapi(descriptor: bytes | str | Path) -> dict[str, Any]:
                 name: {
                     "description": description,
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    **({"headers": ERROR_HEADERS[name]} if name in ERROR_HEADERS else {}),
                 }
                 for name, description in ERROR_RESPONSES.values()
             },

@@ -7,13 +7,17 @@ from urllib.parse import urlsplit
 
 import grpc
 
+from gateway_http import auth as auth_service
 from gateway_http.health import Component, HealthReporter, service_components
 from ossa.gateway.v1 import gateway_pb2 as pb
 from ossa.gateway.v1 import gateway_pb2_grpc
+from ossa_runtime import tls
+from ossa_runtime.auth.interceptor import AuthInterceptor
 from ossa_runtime.db import create_pool
 from ossa_runtime.health import datastore_probes
 from ossa_runtime.http import SERVICE_UNAVAILABLE, set_http_status
 from ossa_runtime.periodic import Periodic
+from ossa_runtime.ratelimit import RateLimitInterceptor
 from ossa_runtime.redis import create_redis
 from ossa_runtime.server import ServiceHost
 from ossa_runtime.settings import Settings
@@ -40,8 +44,10 @@ def _netloc(url: str) -> str:
 
 
 async def build_server(settings: Settings, port: int | None = None) -> tuple[ServiceHost, int]:
+    auth = AuthInterceptor(settings)  # first: a missing JWT key fails before anything is opened
     pool = await create_pool(settings, service="gateway")
     redis = create_redis(settings)
+    auth.attach(redis, pool)
     channels: dict[str, grpc.aio.Channel] = {}
 
     probes = datastore_probes(pool, redis, settings)
@@ -50,10 +56,16 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
         Component("redis", "datastore", _netloc(settings.redis_url), probes["redis"]),
         *service_components(settings, channels),
     ]
-    reporter = HealthReporter(components, settings.health_probe_timeout_seconds)
+    reporter = HealthReporter(components, settings.health_probe_timeout_seconds, settings.version_label)
     refresher = Periodic("health-report", settings.health_probe_seconds, reporter.refresh)
-    host = ServiceHost("gateway", grace_seconds=settings.shutdown_grace_seconds)
+    host = ServiceHost(
+        "gateway",
+        auth=auth,
+        ratelimit=RateLimitInterceptor(settings, redis),
+        grace_seconds=settings.shutdown_grace_seconds,
+    )
     host.add_service(SERVICE_NAME, gateway_pb2_grpc.add_GatewayServiceServicer_to_server, GatewayServicer(reporter))
+    auth_service.install(host, settings, pool, redis, auth)  # ossa.auth.v1.AuthService: login, API keys
 
     async def close() -> None:
         await refresher.stop()
@@ -64,7 +76,9 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
 
     host.on_stop(close)
     try:
-        bound = host.bind(settings.host, settings.gateway_grpc_port if port is None else port)
+        bound = host.bind(
+            settings.host, settings.gateway_grpc_port if port is None else port, tls.server_credentials(settings)
+        )
     except BaseException:
         await close()
         raise

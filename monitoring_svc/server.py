@@ -14,9 +14,12 @@ from monitoring_svc.query import MetricsQuery
 from monitoring_svc.servicer import MonitoringServicer
 from monitoring_svc.store import MetricsStore
 from ossa.monitoring.v1 import monitoring_pb2, monitoring_pb2_grpc
+from ossa_runtime import tls
+from ossa_runtime.auth.interceptor import AuthInterceptor
 from ossa_runtime.db import create_pool
 from ossa_runtime.health import datastore_watch
 from ossa_runtime.periodic import Periodic
+from ossa_runtime.ratelimit import RateLimitInterceptor
 from ossa_runtime.redis import create_redis
 from ossa_runtime.server import ServiceHost
 from ossa_runtime.settings import Settings
@@ -61,8 +64,10 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
 
 async def build_service(settings: Settings, port: int | None = None) -> tuple[ServiceHost, int, Parts]:
     """`build_server`, also returning the service's parts."""
+    auth = AuthInterceptor(settings)  # first: a missing JWT key fails before anything is opened
     pool = await create_pool(settings)
     redis = create_redis(settings)
+    auth.attach(redis, pool)
     store = MetricsStore(pool)
     buffer = MetricsBuffer(redis, settings.metrics_buffer_max)
     cache = AggregateCache(redis, store)
@@ -72,14 +77,21 @@ async def build_service(settings: Settings, port: int | None = None) -> tuple[Se
         buffer, KnownAgents(store), settings.metrics_retention_hours, settings.metrics_flush_batch, flusher.wake
     )
     query = MetricsQuery(store, cache, settings.metrics_retention_hours)
-    host = ServiceHost("monitoring", grace_seconds=settings.shutdown_grace_seconds)
+    host = ServiceHost(
+        "monitoring",
+        auth=auth,
+        ratelimit=RateLimitInterceptor(settings, redis),
+        grace_seconds=settings.shutdown_grace_seconds,
+    )
     host.add_service(
         SERVICE_NAME, monitoring_pb2_grpc.add_MonitoringServiceServicer_to_server, MonitoringServicer(ingest, query)
     )
 
     watch = datastore_watch(host.set_serving, pool, redis, settings)
     try:
-        bound = host.bind(settings.host, settings.monitoring_port if port is None else port)
+        bound = host.bind(
+            settings.host, settings.monitoring_port if port is None else port, tls.server_credentials(settings)
+        )
     except BaseException:
         await redis.aclose()
         await pool.close()

@@ -9,6 +9,7 @@ from typing import Any
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from ossa.orchestrator.v1 import orchestrator_pb2 as pb
+from ossa_runtime import tracing
 
 
 def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
@@ -52,6 +53,7 @@ def execution(row: Any) -> pb.Execution:
         error=row["error"] or "",
         retry_count=row["retry_count"] or 0,
         priority=row["priority"] or 0,
+        trace_id=row.get("trace_id") or "",
     )
     _times(out, row, "started_at", "completed_at")
     return out
@@ -74,6 +76,10 @@ def task(row: Any, attempts: Sequence[Any] = ()) -> pb.Task:
         attempt=row["attempt"],
         max_retries=row["max_retries"],
         lease_seconds=row["lease_seconds"],
+        capability_query=row["capability_query"] or "",
+        routed_agent_id=row["target_agent_id"] or "",
+        routing_score=row["routing_score"] or 0.0,
+        routing_note=row["routing_note"] or "",
     )
     _times(out, row, "started_at", "completed_at", "lease_expires_at")
     for a in attempts:
@@ -100,6 +106,8 @@ def assignment(row: Any) -> pb.Assignment:
         lease_seconds=row["lease_seconds"],
         timeout_seconds=row["timeout_seconds"],
         attempt=row["attempt"],
+        traceparent=tracing.traceparent(row.get("trace_id") or "", row.get("trace_span_id") or ""),
+        capability_query=row["capability_query"] or "",
     )
     _times(out, row, "lease_expires_at")
     return out

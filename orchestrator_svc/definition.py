@@ -1,8 +1,15 @@
 """Workflow definitions: a DAG of steps, validated on create; every error names step and field.
 
-{"steps": [{"id": "fetch", "capability": "http.get", "agent_type": "worker", "input": {},
+{"tags": ["etl"],
+ "steps": [{"id": "fetch", "capability": "http.get", "agent_type": "worker", "input": {},
             "depends_on": [], "priority": 5, "timeout_seconds": 300, "lease_seconds": 30,
-            "max_retries": 3}]}
+            "max_retries": 3},
+           {"id": "sum", "capability_query": "summarises long documents in French",
+            "min_score": 0.6, "depends_on": ["fetch"]}]}
+
+A step names either an exact `capability` or a `capability_query` in plain words: the
+orchestrator routes such a step to the best-matching live agent (orchestrator_svc/router.py).
+`tags` label the workflow (searchable); they do not change how it runs.
 """
 
 from __future__ import annotations
@@ -17,9 +24,10 @@ AGENT_TYPES = ("orchestrator", "worker", "critic", "judge", "trainer", "governor
 STEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_STEPS = 1000
 STEP_KEYS = {
-    "id", "capability", "agent_type", "input", "depends_on", "priority",
+    "id", "capability", "capability_query", "min_score", "agent_type", "input", "depends_on", "priority",
     "timeout_seconds", "lease_seconds", "max_retries",
 }  # fmt: skip
+MAX_TAGS, MAX_QUERY = 32, 1000
 # (default, minimum, maximum) of the integer fields.
 INTS = {
     "priority": (5, 1, 10),
@@ -40,11 +48,14 @@ class Step:
     timeout_seconds: int = 300
     lease_seconds: int = 30
     max_retries: int = 3
+    capability_query: str = ""  # plain words instead of `capability` (then capability is "")
+    min_score: float | None = None  # a routed agent must match the query at least this well
 
 
 @dataclass(frozen=True)
 class Definition:
     steps: tuple[Step, ...]
+    tags: tuple[str, ...] = ()
 
     def step(self, step_id: str) -> Step:
         return next(s for s in self.steps if s.id == step_id)
@@ -80,9 +91,28 @@ def _step(raw: Any, where: str, problems: list[FieldViolation]) -> Step | None:
         step_id = None
     else:
         where = f"definition.steps[{step_id}]"
-    capability = raw.get("capability")
-    if not isinstance(capability, str) or not capability.strip() or len(capability) > 255:
-        problems.append(FieldViolation(f"{where}.capability", "is required (1-255 characters)"))
+    capability, query = raw.get("capability"), raw.get("capability_query")
+    if query is not None:
+        if capability is not None:
+            problems.append(
+                FieldViolation(f"{where}.capability_query", "give capability or capability_query, not both")
+            )
+        elif not isinstance(query, str) or not query.strip() or len(query) > MAX_QUERY:
+            problems.append(FieldViolation(f"{where}.capability_query", f"must be 1-{MAX_QUERY} characters"))
+        capability = ""
+    elif not isinstance(capability, str) or not capability.strip() or len(capability) > 255:
+        problems.append(
+            FieldViolation(f"{where}.capability", "is required (1-255 characters) unless capability_query is given")
+        )
+    min_score = raw.get("min_score")
+    if min_score is not None and (
+        query is None
+        or isinstance(min_score, bool)
+        or not isinstance(min_score, int | float)
+        or not 0 <= min_score <= 1
+    ):
+        problems.append(FieldViolation(f"{where}.min_score", "must be a number from 0 to 1, with capability_query"))
+        min_score = None
     agent_type = raw.get("agent_type")
     if agent_type is not None and agent_type not in AGENT_TYPES:
         problems.append(FieldViolation(f"{where}.agent_type", f"must be one of {', '.join(AGENT_TYPES)}"))
@@ -107,7 +137,24 @@ def _step(raw: Any, where: str, problems: list[FieldViolation]) -> Step | None:
         step_input if isinstance(step_input, dict) else {},
         tuple(depends_on),
         **ints,
+        capability_query=query.strip() if isinstance(query, str) else "",
+        min_score=float(min_score) if min_score is not None else None,
     )
+
+
+def _tags(raw: Any, problems: list[FieldViolation]) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if (
+        not isinstance(raw, list)
+        or len(raw) > MAX_TAGS
+        or not all(isinstance(t, str) and 0 < len(t) <= 64 for t in raw)
+    ):
+        problems.append(
+            FieldViolation("definition.tags", f"must be a list of at most {MAX_TAGS} strings of 1-64 characters")
+        )
+        return ()
+    return tuple(dict.fromkeys(raw))
 
 
 def _find_cycle(steps: list[Step]) -> list[str]:
@@ -130,13 +177,14 @@ def parse_definition(raw: Any) -> Definition:
     problems: list[FieldViolation] = []
     if not isinstance(raw, dict):
         raise InvalidArgument("definition", "must be an object with a `steps` list")
-    for key in sorted(set(raw) - {"steps"}):
+    for key in sorted(set(raw) - {"steps", "tags"}):
         problems.append(FieldViolation(f"definition.{key}", "is not a definition field"))
     raw_steps = raw.get("steps")
     if not isinstance(raw_steps, list) or not raw_steps:
         raise InvalidArgument("definition.steps", "must be a non-empty list of steps")
     if len(raw_steps) > MAX_STEPS:
         raise InvalidArgument("definition.steps", f"must have at most {MAX_STEPS} steps")
+    tags = _tags(raw.get("tags"), problems)
     steps = [s for i, r in enumerate(raw_steps) if (s := _step(r, f"definition.steps[{i}]", problems))]
     seen: set[str] = set()
     for s in steps:
@@ -155,4 +203,4 @@ def parse_definition(raw: Any) -> Definition:
             problems.append(FieldViolation("definition.steps", f"dependency cycle through {', '.join(cycle)}"))
     if problems:
         raise InvalidArgument(problems)
-    return Definition(tuple(steps))
+    return Definition(tuple(steps), tags)

@@ -17,10 +17,11 @@ from orchestrator_svc.definition import Definition, Step
 from orchestrator_svc.leases import TASK_COLUMNS, LeaseStore, Released, TaskEnd
 from orchestrator_svc.workflows import WorkflowStore
 from ossa_runtime.errors import FailedPrecondition, NotFound
+from ossa_runtime.tracing import new_span_id
 
 Row: TypeAlias = Any  # asyncpg.Record
 EXECUTION_COLUMNS = """id::text AS id, workflow_id::text AS workflow_id, status, started_at, completed_at,
-    context, results, error, retry_count, priority"""
+    context, results, error, retry_count, priority, trace_id, trace_parent_span_id, trace_span_id"""
 FINAL = ("completed", "failed", "cancelled")
 
 
@@ -71,30 +72,43 @@ class ExecutionEngine:
             }
             row = await conn.fetchrow(
                 f"""INSERT INTO tasks AS t (execution_id, name, status, priority, input, timeout_seconds,
-                                           capability, agent_type, max_retries, lease_seconds)
-                    VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9)
+                                           capability, agent_type, max_retries, lease_seconds,
+                                           capability_query, routing_min_score)
+                    VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11)
                     ON CONFLICT (execution_id, name) DO NOTHING
                     RETURNING {TASK_COLUMNS}""",
                 execution["id"], step.id, execution["priority"] or step.priority, task_input,
                 step.timeout_seconds, step.capability, step.agent_type, step.max_retries, step.lease_seconds,
+                step.capability_query or None, step.min_score,
             )  # fmt: skip
             if row is not None:
                 created.append(row)
         return created
 
     async def start(
-        self, workflow: Row, context: dict[str, Any], priority: int | None, idempotency_key: str | None
+        self,
+        workflow: Row,
+        context: dict[str, Any],
+        priority: int | None,
+        idempotency_key: str | None,
+        trace: tuple[str, str] = ("", ""),
     ) -> tuple[Row, list[Row], bool]:
-        """Create the execution and its root tasks; returns (execution, tasks, created_now)."""
+        """Create the execution and its root tasks; returns (execution, tasks, created_now).
+
+        `trace`: (trace_id, span_id) of the call that started it, the parent of the execution's span.
+        """
+        trace_id, parent_span_id = trace
         if workflow["status"] != "published":
             raise FailedPrecondition(f"workflow {workflow['id']} is {workflow['status']}: only published workflows run")
         definition = self.workflows.definition(workflow["id"], workflow["definition"])
         async with self.pool.acquire() as conn, conn.transaction():
             execution: Row | None = await conn.fetchrow(
-                f"""INSERT INTO executions (workflow_id, status, context, priority, idempotency_key)
-                    VALUES ($1, 'pending', $2, $3, $4)
+                f"""INSERT INTO executions (workflow_id, status, context, priority, idempotency_key,
+                                            trace_id, trace_parent_span_id, trace_span_id)
+                    VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7)
                     ON CONFLICT (idempotency_key) DO NOTHING RETURNING {EXECUTION_COLUMNS}""",
-                workflow["id"], context, priority, idempotency_key,
+                workflow["id"], context, priority, idempotency_key, trace_id or None, parent_span_id or None,
+                new_span_id() if trace_id else None,
             )  # fmt: skip
             if execution is None:  # the key was used before: the same execution, never a second one
                 existing: Row = await conn.fetchrow(
@@ -134,7 +148,7 @@ class ExecutionEngine:
         )  # fmt: skip
         revoked = [Revoked(r["id"], r["agent_id"], r["fencing_token"], reason) for r in rows if r["agent_id"]]
         ended = [
-            TaskEnd(r["capability"], "cancelled", r["seconds"], "failed")
+            TaskEnd(r["capability"], "cancelled", r["seconds"], "failed", r["id"], r["fencing_token"])
             if r["agent_id"]
             else TaskEnd(r["capability"], None, None, "failed")
             for r in rows
@@ -162,7 +176,7 @@ class ExecutionEngine:
         async with self.pool.acquire() as conn, conn.transaction():
             task = await self.leases.finish(conn, task_id, token, output)
             seconds = (task["completed_at"] - task["started_at"]).total_seconds()
-            ended = [TaskEnd(task["capability"], "completed", seconds, "completed")]
+            ended = [TaskEnd(task["capability"], "completed", seconds, "completed", task_id, token)]
             execution = await self._lock(conn, task["execution_id"])
             if execution["status"] in FINAL:
                 return Outcome(execution=execution, ended=ended)

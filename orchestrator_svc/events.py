@@ -24,6 +24,11 @@ log = logging.getLogger("ossa.orchestrator.events")
 CHANNEL = "ossa:orchestrator:events"
 
 
+def agent_wake_key(agent_id: str) -> str:
+    """The pseudo-capability that wakes one agent's streams (work routed to it by orchestrator_svc.router)."""
+    return f"@agent:{agent_id}"
+
+
 class EventHub:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis

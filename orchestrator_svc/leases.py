@@ -29,7 +29,8 @@ LEASED = ("assigned", "running")
 TASK_COLUMNS = """t.id::text AS id, t.execution_id::text AS execution_id, t.agent_id::text AS agent_id,
     t.name, t.status, t.priority, t.input, t.output, t.error, t.started_at, t.completed_at,
     t.timeout_seconds, t.capability, t.agent_type, t.attempt, t.max_retries, t.lease_seconds,
-    t.fencing_token, t.lease_expires_at, t.enqueued_at"""
+    t.fencing_token, t.lease_expires_at, t.enqueued_at, t.trace_span_id, t.capability_query,
+    t.target_agent_id::text AS target_agent_id, t.routing_score, t.routing_note"""
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class TaskEnd:
     attempt: str | None  # how the attempt ended: completed, failed, expired, cancelled; None: never leased
     seconds: float | None  # the attempt's claim -> end
     final: str | None  # the task's final status (completed or failed); None: it went back to the queue
+    task_id: str = ""
+    token: int = 0  # the attempt's fencing token (it names the attempt, for its trace span)
 
 
 @dataclass(frozen=True)
@@ -93,30 +96,32 @@ class LeaseStore:
 
     async def claim(self, agent_id: str, capabilities: list[str], agent_type: str, limit: int) -> list[Row]:
         """Lease up to `limit` ready tasks to the agent: highest priority first, FIFO within one."""
-        if limit <= 0 or not capabilities:
+        if limit <= 0:
             return []
         async with self.pool.acquire() as conn, conn.transaction():
             rows: list[Row] = await conn.fetch(
                 f"""WITH picked AS (
                         SELECT id FROM tasks
                          WHERE status = 'pending' AND available_at <= CURRENT_TIMESTAMP
-                           AND capability = ANY($2::text[]) AND (agent_type IS NULL OR agent_type = $3)
+                           AND ((target_agent_id IS NULL AND capability = ANY($2::text[])) OR target_agent_id = $1)
+                           AND (agent_type IS NULL OR agent_type = $3)
                          ORDER BY priority DESC, enqueued_at, id
                          LIMIT $4 FOR UPDATE SKIP LOCKED)
                     UPDATE tasks t
                        SET status = 'assigned', agent_id = $1, attempt = t.attempt + 1,
                            fencing_token = t.fencing_token + 1, started_at = CURRENT_TIMESTAMP,
-                           lease_expires_at = CURRENT_TIMESTAMP + make_interval(secs => t.lease_seconds)
-                      FROM picked WHERE t.id = picked.id
-                 RETURNING {TASK_COLUMNS}""",
+                           lease_expires_at = CURRENT_TIMESTAMP + make_interval(secs => t.lease_seconds),
+                           trace_span_id = substr(md5(random()::text || t.id::text), 1, 16)
+                      FROM picked, executions e WHERE t.id = picked.id AND e.id = t.execution_id
+                 RETURNING {TASK_COLUMNS}, e.trace_id""",
                 agent_id, capabilities, agent_type, limit,
             )  # fmt: skip
             if not rows:
                 return []
             await conn.executemany(
-                """INSERT INTO task_attempts (task_id, attempt, agent_id, fencing_token)
-                   VALUES ($1, $2, $3, $4)""",
-                [(r["id"], r["attempt"], agent_id, r["fencing_token"]) for r in rows],
+                """INSERT INTO task_attempts (task_id, attempt, agent_id, fencing_token, trace_span_id)
+                   VALUES ($1, $2, $3, $4, $5)""",
+                [(r["id"], r["attempt"], agent_id, r["fencing_token"], r["trace_span_id"]) for r in rows],
             )
             await conn.execute(
                 """UPDATE executions SET status = 'running', updated_at = CURRENT_TIMESTAMP
@@ -192,7 +197,9 @@ class LeaseStore:
         if retry:
             await conn.execute(
                 """UPDATE tasks SET status = 'pending', agent_id = NULL, lease_expires_at = NULL, error = $2,
-                          available_at = CURRENT_TIMESTAMP + make_interval(secs => $3)
+                          available_at = CURRENT_TIMESTAMP + make_interval(secs => $3),
+                          -- a routed task is routed again: the best agent may now be another one
+                          target_agent_id = CASE WHEN capability_query IS NULL THEN target_agent_id END
                     WHERE id = $1""",
                 task_id, error, self.backoff.seconds(row["attempt"]),
             )  # fmt: skip
@@ -208,7 +215,9 @@ class LeaseStore:
                 WHERE task_id = $1 AND fencing_token = $2""",
             task_id, row["fencing_token"], outcome, error,
         )  # fmt: skip
-        end = TaskEnd(row["capability"], outcome, row["seconds"], None if retry else "failed")
+        end = TaskEnd(
+            row["capability"], outcome, row["seconds"], None if retry else "failed", task_id, row["fencing_token"]
+        )
         return Released(task_id, row["execution_id"], row["name"], row["agent_id"], retry, error, end)
 
     async def expired(self, limit: int = 100) -> list[str]:

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
-import grpc
+from collections.abc import Sequence
 
 from orchestrator_svc import telemetry
 from orchestrator_svc.engine import ExecutionEngine
 from orchestrator_svc.events import EventHub
 from orchestrator_svc.leases import Backoff, LeaseStore
+from orchestrator_svc.matcher import search_matcher
 from orchestrator_svc.mirror import QueueMirror
+from orchestrator_svc.monitor_feed import MonitorFeed
+from orchestrator_svc.router import Router
 from orchestrator_svc.servicer import Effects, OrchestratorServicer
 from orchestrator_svc.workflows import WorkflowStore
+from ossa.monitoring.v1 import monitoring_pb2, monitoring_pb2_grpc
 from ossa.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from ossa.registry.v1 import registry_pb2_grpc
+from ossa.search.v1 import search_pb2_grpc
+from ossa_runtime import tls
+from ossa_runtime.auth.client import bearer_interceptors
+from ossa_runtime.auth.interceptor import AuthInterceptor
+from ossa_runtime.auth.permissions import AGENT_READ, AGENT_WRITE
+from ossa_runtime.auth.service_token import ServiceToken
 from ossa_runtime.db import create_pool
 from ossa_runtime.health import datastore_watch
 from ossa_runtime.periodic import Periodic
+from ossa_runtime.ratelimit import RateLimitInterceptor
 from ossa_runtime.redis import create_redis
 from ossa_runtime.server import ServiceHost
 from ossa_runtime.settings import Settings
@@ -47,18 +58,44 @@ class LeaseSweeper:
 
 
 async def build_server(settings: Settings, port: int | None = None) -> tuple[ServiceHost, int]:
+    auth = AuthInterceptor(settings)  # first: a missing JWT key fails before anything is opened
     pool = await create_pool(settings, service="orchestrator")
     redis = create_redis(settings)
-    registry_channel = grpc.aio.insecure_channel(settings.registry_target)
+    auth.attach(redis, pool)
+    # Asks the registry about agents with its own short-lived service token (agent:read only).
+    registry_token = ServiceToken(settings, "orchestrator", [AGENT_READ])
+    registry_channel = tls.channel(settings, settings.registry_target, interceptors=bearer_interceptors(registry_token))
     workflows = WorkflowStore(pool)
     leases = LeaseStore(pool, Backoff(settings.retry_backoff_seconds, settings.retry_backoff_max_seconds))
     engine = ExecutionEngine(pool, workflows, leases)
     hub = EventHub(redis)
-    effects = Effects(QueueMirror(redis, pool), hub)
+    effects = Effects(QueueMirror(redis, pool), hub, pool)
     sweeper = LeaseSweeper(engine, leases, effects)
     sweeping = Periodic("lease-sweeper", settings.lease_sweep_seconds, sweeper.sweep)
+    # Capability routing asks the search service which agents match (agent:read, like the registry).
+    search_channel = tls.channel(settings, settings.search_target, interceptors=bearer_interceptors(registry_token))
+    matcher = search_matcher(search_pb2_grpc.SearchServiceStub(search_channel))
+    router = Router(pool, redis, hub, matcher, settings.routing_min_score)
+    routing = Periodic("capability-router", settings.routing_poll_seconds, router.route)
+    effects.on_routable = routing.kick
+    # Task throughput, attempt durations and queue depth for the console's charts (agent:write only).
+    feed_token = ServiceToken(settings, "orchestrator", [AGENT_WRITE])
+    monitoring_target = f"{settings.monitoring_host or settings.host}:{settings.monitoring_port}"
+    monitoring_channel = tls.channel(settings, monitoring_target, interceptors=bearer_interceptors(feed_token))
+    monitoring = monitoring_pb2_grpc.MonitoringServiceStub(monitoring_channel)
+
+    async def ingest(points: Sequence[monitoring_pb2.MetricPoint]) -> None:
+        await monitoring.IngestMetrics(monitoring_pb2.IngestMetricsRequest(metrics=points), timeout=10)
+
+    feed = MonitorFeed(pool, redis, ingest, settings.monitor_feed_seconds)
+    effects.on_outcome = feed.observe
+    feeding = Periodic("monitor-feed", settings.monitor_feed_seconds, feed.run)
     host = ServiceHost(
-        "orchestrator", reuse_port=settings.orchestrator_workers > 1, grace_seconds=settings.shutdown_grace_seconds
+        "orchestrator",
+        auth=auth,
+        ratelimit=RateLimitInterceptor(settings, redis),
+        reuse_port=settings.orchestrator_workers > 1,
+        grace_seconds=settings.shutdown_grace_seconds,
     )
     servicer = OrchestratorServicer(
         workflows, engine, leases, effects, redis, registry_pb2_grpc.AgentRegistryServiceStub(registry_channel),
@@ -72,13 +109,19 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
     async def close() -> None:
         await watch.job.stop()
         await sweeping.stop()
+        await routing.stop()
+        await feeding.stop()
+        await monitoring_channel.close(None)
+        await search_channel.close(None)
         await hub.stop()
         await registry_channel.close(None)
         await redis.aclose()
         await pool.close()
 
     try:
-        bound = host.bind(settings.host, settings.orchestrator_port if port is None else port)
+        bound = host.bind(
+            settings.host, settings.orchestrator_port if port is None else port, tls.server_credentials(settings)
+        )
         await effects.mirror.check()
     except BaseException:
         await close()
@@ -87,6 +130,8 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
     async def start_jobs() -> None:
         hub.start()
         sweeping.start()
+        routing.start()
+        feeding.start()
         watch.job.start()
 
     host.on_start(start_jobs)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import asyncpg
 import grpc
 import redis.asyncio as aioredis
 
-from orchestrator_svc import convert, requests, telemetry
+from orchestrator_svc import convert, requests, telemetry, traces
+from orchestrator_svc.access import require_lease_holder
 from orchestrator_svc.engine import ExecutionEngine, Outcome
 from orchestrator_svc.events import EventHub
 from orchestrator_svc.leases import LeaseStore
@@ -19,7 +21,9 @@ from orchestrator_svc.workflows import WorkflowStore
 from ossa.orchestrator.v1 import orchestrator_pb2 as pb
 from ossa.orchestrator.v1 import orchestrator_pb2_grpc
 from ossa.registry.v1 import registry_pb2, registry_pb2_grpc
-from ossa_runtime import validate
+from ossa_runtime import logging as ossa_logging
+from ossa_runtime import tracing, validate
+from ossa_runtime.auth.principal import require_agent
 from ossa_runtime.errors import InvalidArgument, NotFound, Unavailable
 from ossa_runtime.http import ACCEPTED, CREATED, set_http_status
 
@@ -30,12 +34,17 @@ Context = grpc.aio.ServicerContext[Any, Any]
 class Effects:
     """After a commit: record the metrics, mirror the change into Redis, wake lease streams, revoke leases."""
 
-    def __init__(self, mirror: QueueMirror, hub: EventHub) -> None:
+    def __init__(self, mirror: QueueMirror, hub: EventHub, pool: asyncpg.Pool) -> None:
         self.mirror = mirror
         self.hub = hub
+        self.pool = pool
+        self.on_routable: Callable[[], None] = lambda: None  # capability_query tasks were queued
+        self.on_outcome: Callable[[Outcome], None] = lambda _: None  # the console's series (monitor_feed.py)
 
     async def apply(self, outcome: Outcome, ended: tuple[str, str] | None = None) -> None:
         telemetry.record(outcome)
+        self.on_outcome(outcome)
+        await traces.record(self.pool, outcome)
         if ended is not None:
             await self.mirror.ended(*ended)
         if outcome.released is not None:
@@ -47,6 +56,8 @@ class Effects:
             await self.mirror.ended(revoked.task_id, "failed")
         if outcome.created:
             await self.mirror.queued(outcome.created)
+            if any(r["capability_query"] for r in outcome.created):
+                self.on_routable()
         if outcome.execution is not None:
             await self.mirror.execution(outcome.execution)
         await self.hub.revoke(outcome.revoked)
@@ -107,7 +118,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
             assert start.name is not None and start.version is not None
             workflow = await self.workflows.find(start.name, start.version)
         execution, tasks, created = await self.engine.start(
-            workflow, start.context, start.priority, start.idempotency_key
+            workflow, start.context, start.priority, start.idempotency_key, tracing.current_ids()
         )
         if created:
             definition = self.workflows.definition(workflow["id"], workflow["definition"])
@@ -158,6 +169,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
             if err.code() == grpc.StatusCode.NOT_FOUND:
                 raise NotFound(f"agent {agent_id} is not registered") from None
             raise Unavailable(f"the registry could not be asked about agent {agent_id}: {err.details()}") from None
+        require_agent(agent_id, agent.name)  # an agent token leases only as itself
         capabilities = list(first.capabilities) or list(agent.capabilities)
         if not capabilities:
             raise InvalidArgument("capabilities", "the agent has no capabilities to serve")
@@ -170,6 +182,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         if first is None:
             return
         worker = await self._worker(first)
+        ossa_logging.annotate(agent_id=worker.agent_id)
         log.info("agent connected", extra={"metadata": {"agent_id": worker.agent_id, "slots": worker.slots}})
         session = WorkSession(
             worker, self.leases, self.effects.mirror, self.effects.hub, self.redis, self.poll_seconds, self.quarantine
@@ -179,6 +192,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
 
     async def RenewLease(self, request: pb.RenewLeaseRequest, context: Context) -> pb.RenewLeaseResponse:
         task_id, token = requests.parse_token(request)
+        await require_lease_holder(self.leases.pool, task_id, token)
         expires = await self.leases.renew(task_id, token)
         reply = pb.RenewLeaseResponse()
         reply.lease_expires_at.CopyFrom(convert.timestamp(expires))
@@ -186,6 +200,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
 
     async def CompleteTask(self, request: pb.CompleteTaskRequest, context: Context) -> pb.CompleteTaskResponse:
         task_id, token = requests.parse_token(request)
+        await require_lease_holder(self.leases.pool, task_id, token)
         outcome = await self.engine.complete(task_id, token, requests.parse_output(request))
         await self.effects.apply(outcome, ended=(task_id, "completed"))
         assert outcome.execution is not None
@@ -193,6 +208,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
 
     async def FailTask(self, request: pb.FailTaskRequest, context: Context) -> pb.FailTaskResponse:
         task_id, token = requests.parse_token(request)
+        await require_lease_holder(self.leases.pool, task_id, token)
         outcome = await self.engine.fail(task_id, token, requests.parse_error(request), request.retryable)
         await self.effects.apply(outcome)
         return pb.FailTaskResponse(will_retry=bool(outcome.released and outcome.released.will_retry))

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 
 from orchestrator_svc import convert
 from orchestrator_svc.engine import Revoked
-from orchestrator_svc.events import EventHub
+from orchestrator_svc.events import EventHub, agent_wake_key
 from orchestrator_svc.leases import LeaseStore
 from orchestrator_svc.mirror import QueueMirror
 from ossa.orchestrator.v1 import orchestrator_pb2 as pb
@@ -62,7 +62,7 @@ class WorkSession:
         self.poll_seconds = poll_seconds
         self.quarantine = quarantine
         self.outbox: asyncio.Queue[pb.WorkResponse | None] = asyncio.Queue()
-        self.wake = hub.waker(worker.capabilities)
+        self.wake = hub.waker([*worker.capabilities, agent_wake_key(worker.agent_id)])
         self.closed = False
         self._unsubscribe = hub.on_revoke(worker.agent_id, self._revoked)
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ossa_cli import argtypes
+from ossa_runtime import tracing
 from ossa_runtime.settings import Settings, SettingsError
 from ossa_sdk import Agent, HandlerError, RegistrationError, resolve_handler
 from ossa_sdk.agent import AGENT_TYPES
@@ -25,6 +26,9 @@ from ossa_sdk.handlers import BUILTIN_HANDLERS
 PROG = "ossa"
 # Addresses Envoy binds that a client cannot connect to.
 WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
+# A client certificate for a gateway that requires one (OSSA_TLS_CLIENT_AUTH).
+CLIENT_CERT_ENV = "OSSA_TLS_CLIENT_CERT_FILE"
+CLIENT_KEY_ENV = "OSSA_TLS_CLIENT_KEY_FILE"
 
 
 SLOTS = argtypes.whole_number(1, 1000, "a slot count")
@@ -79,6 +83,11 @@ def add_agent_commands(sub: Any) -> None:
         metavar="HOST:PORT",
         help="the platform's gRPC address (default: $OSSA_GATEWAY_HOST:$OSSA_GATEWAY_PORT or 127.0.0.1:3100)",
     )
+    tls = serve.add_argument_group("TLS", "dial the gateway over TLS (on when any of these is given)")
+    tls.add_argument("--tls", action="store_true", help="use TLS, verifying the gateway against the system's roots")
+    tls.add_argument("--tls-ca", metavar="FILE", help="CA to verify the gateway with (default: $OSSA_TLS_CA_FILE)")
+    tls.add_argument("--tls-cert", metavar="FILE", help=f"client certificate (default: ${CLIENT_CERT_ENV})")
+    tls.add_argument("--tls-key", metavar="FILE", help=f"client certificate's key (default: ${CLIENT_KEY_ENV})")
     serve.add_argument("--version", default="1.0.0", help="the agent's semantic version (default: 1.0.0)")
     serve.add_argument(
         "--grace",
@@ -87,8 +96,25 @@ def add_agent_commands(sub: Any) -> None:
         metavar="SECONDS",
         help="how long stopping waits for running tasks",
     )
+    serve.add_argument(
+        "--token",
+        default=None,
+        help="bearer JWT sent on every call (default: $OSSA_TOKEN, which `ps` does not show; "
+        "`ossa token create --type agent --sub NAME --role operator`)",
+    )
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default: $OSSA_LOG_LEVEL")
     serve.set_defaults(command=cmd_agent_serve)
+
+
+def tls_options(args: argparse.Namespace, settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Agent(...) TLS keywords from the flags, else OSSA_TLS_CA_FILE and the client-certificate
+    variables; TLS is also on when this shell configures the gateway's (OSSA_TLS_CERT_FILE)."""
+    source = os.environ if env is None else env
+    ca = getattr(args, "tls_ca", None) or settings.tls_ca_file or None
+    cert = getattr(args, "tls_cert", None) or source.get(CLIENT_CERT_ENV) or None
+    key = getattr(args, "tls_key", None) or source.get(CLIENT_KEY_ENV) or None
+    on = bool(getattr(args, "tls", False) or settings.tls_cert_file or ca or cert or key)
+    return {"tls": on, "tls_ca_file": ca, "tls_cert_file": cert, "tls_key_file": key}
 
 
 def _error(message: str) -> int:
@@ -112,6 +138,8 @@ def cmd_agent_serve(args: argparse.Namespace) -> int:
             handler=handler,
             gateway=gateway,
             grace_seconds=args.grace,
+            token=args.token,  # None: $OSSA_TOKEN
+            **tls_options(args, settings),
         )
     except (HandlerError, SettingsError, ValueError) as err:
         return _error(str(err))
@@ -121,8 +149,11 @@ def cmd_agent_serve(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     print(f"agent {args.name}: serving {', '.join(args.capabilities)} through {gateway}", file=sys.stderr, flush=True)
+    tracing.configure(settings, f"ossa-agent-{args.name}")  # task.run spans, exported like the services'
     try:
         agent.run()
     except RegistrationError as err:
         return _error(str(err))
+    finally:
+        tracing.shutdown()
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 
 
@@ -34,3 +35,21 @@ def seconds(raw: str) -> float:
 
 port = whole_number(0, 65535, "a port number")
 positive = whole_number(1)
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"(?:(\d+)([smhdw]))+")
+
+
+def duration(raw: str) -> int:
+    """Whole seconds from `3600`, `90s`, `15m`, `1h`, `7d`, `2w` or a sum such as `1h30m`; must be > 0."""
+    text = raw.strip().lower()
+    if text.isdigit():
+        value = int(text)
+    elif _DURATION.fullmatch(text):
+        value = sum(int(n) * _DURATION_UNITS[unit] for n, unit in re.findall(r"(\d+)([smhdw])", text))
+    else:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a duration (e.g. 3600, 90s, 15m, 1h, 7d, 1h30m)")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{raw!r}: a duration must be longer than 0 seconds")
+    return value

@@ -17,11 +17,16 @@ from dataclasses import fields
 from pathlib import Path
 from typing import IO, Any
 
-from ossa_cli import argtypes
+from ossa_cli import argtypes, credentials
 from ossa_cli.agent import add_agent_commands
+from ossa_cli.backup import add_backup_commands
 from ossa_cli.plan import HEALTH_PATH, Plan, build_plan
 from ossa_cli.ports import PortError, check_ports, free_ports
+from ossa_cli.reindex import add_reindex_command
 from ossa_cli.supervisor import Supervisor
+from ossa_cli.token import add_token_commands
+from ossa_runtime import tls
+from ossa_runtime.redact import redact_url
 from ossa_runtime.settings import PREFIX, Settings, SettingsError
 
 PROG = "ossa"
@@ -64,6 +69,12 @@ def _add_up(sub: Any) -> None:
     up.add_argument(
         "--startup-timeout", type=float, default=60.0, metavar="SECONDS", help="give up starting after this long"
     )
+    up.add_argument(
+        "--canary",
+        action="store_true",
+        help="run the gateway's Istio canary locally: one gateway per subset, Envoy routes from istio/",
+    )
+    up.add_argument("--istio-dir", type=Path, metavar="DIR", help="where the Istio resources are (default: istio/)")
     ports = up.add_argument_group("ports", "0 picks a free port; each also reads OSSA_<NAME>_PORT")
     for name in port_fields():
         ports.add_argument(
@@ -81,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_up(sub)
     add_agent_commands(sub)
+    add_token_commands(sub)
+    add_reindex_command(sub)
+    add_backup_commands(sub)
     return parser
 
 
@@ -156,6 +170,7 @@ def prepare_up(args: argparse.Namespace, env: Mapping[str, str] | None = None) -
     """
     try:
         settings = with_free_ports(settings_from_args(args, env))
+        tls.check_files(settings)
     except SettingsError as err:
         raise UsageError(str(err)) from None
     plan = build_plan(settings)
@@ -176,17 +191,35 @@ def prepare_up(args: argparse.Namespace, env: Mapping[str, str] | None = None) -
     except BaseException:
         lock.release()
         raise
+    try:  # under the lock: two `ossa up`s never race for the secret
+        plan.settings = credentials.jwt_secret(plan.settings)
+        credentials.write_admin_token(plan.settings)
+    except SettingsError as err:
+        lock.release()
+        raise UsageError(str(err)) from None
     return plan, lock
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     plan, lock = prepare_up(args)
     try:
+        if getattr(args, "canary", False):
+            _add_canary(plan, args.istio_dir)
         print(f"starting the OSSA platform (data directory: {plan.settings.data_dir})", file=sys.stderr, flush=True)
         supervisor = Supervisor(plan.stages, startup_timeout=args.startup_timeout)
         return asyncio.run(supervisor.run(lambda sup: print(summary(plan, sup), flush=True)))
     finally:
         lock.release()
+
+
+def _add_canary(plan: Plan, istio_dir: Path | None) -> None:
+    from gateway_http.envoy_canary import CanaryError
+    from ossa_cli.canary import add_canary
+
+    try:
+        add_canary(plan, istio_dir)
+    except CanaryError as err:
+        raise UsageError(f"--canary: {err}") from None
 
 
 def summary(plan: Plan, supervisor: Supervisor) -> str:
@@ -197,6 +230,8 @@ def summary(plan: Plan, supervisor: Supervisor) -> str:
         "  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3] for row in rows
     )
     base = plan.gateway_url
+    token_path = credentials.admin_token_path(plan.settings)
+    bearer = f' -H "Authorization: Bearer $(cat {token_path})"' if token_path else ""
     lines = [
         "",
         "OSSA platform is up.",
@@ -205,29 +240,21 @@ def summary(plan: Plan, supervisor: Supervisor) -> str:
         "",
         f"  data directory  {plan.settings.data_dir}",
         f"  Envoy admin     http://127.0.0.1:{plan.settings.envoy_admin_port}",
-        f"  PostgreSQL      {_hide_password(plan.database_url())}"
+        f"  PostgreSQL      {redact_url(plan.database_url())}"
         + ("" if plan.postgres is None else f"  (password in {plan.postgres.password_path})"),
-        f"  Redis           {plan.redis_url()}",
+        f"  Redis           {redact_url(plan.redis_url())}",
+        f"  admin token     {token_path or 'none (authentication is off)'}",
         "",
         "Try:",
         f"  curl -s {base}{HEALTH_PATH}",
-        f"  curl -s {base}/api/v1/agents",
-        f"  curl -s -X POST {base}/api/v1/agents -H 'content-type: application/json' \\",
+        f"  curl -s {base}/api/v1/agents{bearer}",
+        f"  curl -s -X POST {base}/api/v1/agents{bearer} -H 'content-type: application/json' \\",
         """      -d '{"name": "worker-1", "type": "worker", "version": "1.0.0", "capabilities": ["summarize"]}'""",
         f"  curl -s {base}/api/v1/openapi.json",
         "",
         "Press Ctrl-C to stop.",
     ]
     return "\n".join(lines)
-
-
-def _hide_password(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in creds:
-        return url
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
 
 
 # Entry point -----------------------------------------------------------------------------------

@@ -18,11 +18,12 @@ from gateway_http.envoy_config import find_envoy, render_envoy_config
 from ossa_cli.embedded import command_prefix
 from ossa_cli.ports import PortClaim
 from ossa_cli.postgres import EmbeddedPostgres
-from ossa_cli.probes import all_of, connect_host, grpc_health, http_ok
+from ossa_cli.probes import all_of, connect_host, grpc_health, http_ok, readiness_tls
 from ossa_cli.supervisor import Component
 from ossa_cli.valkey import EmbeddedValkey
+from ossa_runtime import tls
 from ossa_runtime.metrics import MULTIPROC_ENV
-from ossa_runtime.settings import Settings
+from ossa_runtime.settings import FILE_SUFFIX, PREFIX, SECRET_FIELDS, Settings
 from ossa_runtime.topology import ORCHESTRATOR, REGISTRY, SERVICES
 
 HEALTH_PATH = "/api/v1/health"
@@ -54,11 +55,15 @@ class Plan:
         return self.redis.url() if self.redis is not None else self.settings.redis_url
 
     def child_settings(self) -> Settings:
-        return self.settings.replace(database_url=self.database_url(), redis_url=self.redis_url())
+        # The embedded server's URL carries its own password: OSSA_DB_PASSWORD is for a real server.
+        password = self.settings.db_password if self.postgres is None else ""
+        return self.settings.replace(database_url=self.database_url(), db_password=password, redis_url=self.redis_url())
 
     def service_env(self, name: str, worker: int = 0, workers: int = 1) -> dict[str, str]:
         env = dict(os.environ)
         env.update(self.child_settings().to_env())
+        for secret in SECRET_FIELDS:  # the secret itself is in to_env(): a `_FILE` beside it would clash
+            env.pop(f"{PREFIX}{secret.upper()}{FILE_SUFFIX}", None)
         env["OSSA_SERVICE_NAME"] = f"ossa-{name}"
         env["PYTHONUNBUFFERED"] = "1"
         # Several workers: prometheus_client's multiprocess mode, worker 0 serves /metrics for all.
@@ -79,7 +84,8 @@ class Plan:
     @property
     def gateway_url(self) -> str:
         host = connect_host(self.settings.gateway_host)
-        return f"http://{f'[{host}]' if ':' in host else host}:{self.settings.gateway_port}"
+        scheme = "https" if tls.gateway_tls(self.settings) else "http"
+        return f"{scheme}://{f'[{host}]' if ':' in host else host}:{self.settings.gateway_port}"
 
 
 def build_plan(settings: Settings, *, python: str = sys.executable) -> Plan:
@@ -141,7 +147,7 @@ def _service(
     def env() -> Mapping[str, str]:
         return plan.service_env(service, index, workers)
 
-    ready = grpc_health(_address(connect_host(s.host), port))
+    ready = grpc_health(_address(connect_host(s.host), port), settings=s)
     if index == 0:  # the process that serves /metrics (for all workers)
         ready = all_of(ready, http_ok(connect_host(s.host), metrics_port, "/metrics"))
     return Component(
@@ -171,15 +177,16 @@ def _envoy(plan: Plan) -> Component:
         return [*prefix, find_envoy(), "-c", str(config[0]), "--log-level", "warn", "--disable-hot-restart"]
 
     gateway = connect_host(s.gateway_host)
+    ready = http_ok(ENVOY_ADMIN_HOST, s.envoy_admin_port, "/ready")
+    if not s.tls_client_auth:  # (a required client certificate: the probe has none to show)
+        gateway_tls = readiness_tls() if tls.gateway_tls(s) else None
+        ready = all_of(ready, http_ok(gateway, s.gateway_port, HEALTH_PATH, ssl_context=gateway_tls))
     return Component(
         name="envoy",
         argv=argv,
         log_path=plan.logs_dir / "envoy.log",
         address=_address(s.gateway_host, s.gateway_port),
-        ready=all_of(
-            http_ok(ENVOY_ADMIN_HOST, s.envoy_admin_port, "/ready"),
-            http_ok(gateway, s.gateway_port, HEALTH_PATH),
-        ),
+        ready=ready,
         prepare=prepare,
         stop_timeout=10.0,
     )

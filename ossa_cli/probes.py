@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Awaitable, Callable
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from ossa_runtime import tls
+from ossa_runtime.settings import Settings
 
 Probe = Callable[[], Awaitable[None]]
 
@@ -17,11 +21,11 @@ def connect_host(host: str) -> str:
     return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
 
 
-def grpc_health(target: str, service: str = "", timeout: float = 2.0) -> Probe:
-    """grpc.health.v1 Check must answer SERVING."""
+def grpc_health(target: str, service: str = "", timeout: float = 2.0, settings: Settings | None = None) -> Probe:
+    """grpc.health.v1 Check must answer SERVING (dialled with TLS when `settings` configure it)."""
 
     async def probe() -> None:
-        async with grpc.aio.insecure_channel(target) as channel:
+        async with tls.channel(settings, target) if settings else grpc.aio.insecure_channel(target) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
         if reply.status != health_pb2.HealthCheckResponse.SERVING:
@@ -31,11 +35,24 @@ def grpc_health(target: str, service: str = "", timeout: float = 2.0) -> Probe:
     return probe
 
 
-async def http_status(host: str, port: int, path: str, timeout: float = 2.0) -> int:
-    """The status code of `GET path` over plain HTTP/1.1 (no dependency beyond asyncio)."""
+def readiness_tls() -> ssl.SSLContext:
+    """TLS for a readiness probe of our own listener: encrypted, not verified (it sends nothing
+    secret and the certificate may not name the loopback address it dials)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+async def http_status(
+    host: str, port: int, path: str, timeout: float = 2.0, ssl_context: ssl.SSLContext | None = None
+) -> int:
+    """The status code of `GET path` over HTTP/1.1, HTTPS with `ssl_context` (only asyncio needed)."""
 
     async def get() -> int:
-        reader, writer = await asyncio.open_connection(host, port)
+        reader, writer = await asyncio.open_connection(
+            host, port, ssl=ssl_context, server_hostname=host if ssl_context else None
+        )
         try:
             request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
             writer.write(request.encode("ascii"))
@@ -54,11 +71,11 @@ async def http_status(host: str, port: int, path: str, timeout: float = 2.0) -> 
         return await get()
 
 
-def http_ok(host: str, port: int, path: str, timeout: float = 2.0) -> Probe:
+def http_ok(host: str, port: int, path: str, timeout: float = 2.0, ssl_context: ssl.SSLContext | None = None) -> Probe:
     """`GET path` must answer 200."""
 
     async def probe() -> None:
-        status = await http_status(host, port, path, timeout)
+        status = await http_status(host, port, path, timeout, ssl_context)
         if status != 200:
             raise RuntimeError(f"GET {path} answered {status}")
 

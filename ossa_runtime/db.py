@@ -115,6 +115,7 @@ async def create_pool(settings: Settings, *, wait_seconds: float = 30.0, service
         try:
             pool: asyncpg.Pool = await asyncpg.create_pool(
                 settings.database_url,
+                password=settings.db_password or None,  # OSSA_DB_PASSWORD(_FILE) wins over the URL's
                 min_size=settings.db_pool_min,
                 max_size=settings.db_pool_max,
                 init=init,

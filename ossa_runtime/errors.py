@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 
@@ -33,6 +33,10 @@ class DomainError(Exception):
 
     def to_status(self) -> status_pb2.Status:
         return status_pb2.Status(code=self.code.value[0], message=self.message)
+
+    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+        """Extra gRPC trailing metadata sent with the status (none by default)."""
+        return ()
 
 
 class InvalidArgument(DomainError):
@@ -110,6 +114,25 @@ class ResourceExhausted(DomainError):
     """A rate or quota limit was hit (HTTP 429)."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class RateLimited(ResourceExhausted):
+    """Too many calls (HTTP 429): the status carries a `google.rpc.RetryInfo` and the trailers a
+    `retry-after` in whole seconds (Envoy passes it to REST clients as the Retry-After header)."""
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+    def to_status(self) -> status_pb2.Status:
+        status = super().to_status()
+        detail = any_pb2.Any()
+        detail.Pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=self.retry_after_seconds)))
+        status.details.append(detail)
+        return status
+
+    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("retry-after", str(self.retry_after_seconds)),)
 
 
 def internal_status(reference: str) -> status_pb2.Status:

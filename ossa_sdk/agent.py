@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -24,6 +25,9 @@ from google.protobuf import struct_pb2
 from ossa.orchestrator.v1 import orchestrator_pb2_grpc
 from ossa.registry.v1 import registry_pb2 as reg
 from ossa.registry.v1 import registry_pb2_grpc
+from ossa_runtime import tracing
+from ossa_runtime.auth.client import bearer_interceptors
+from ossa_runtime.tls import client_credentials
 from ossa_sdk.backoff import Backoff
 from ossa_sdk.handlers import Handler, resolve_handler
 from ossa_sdk.presence import Heartbeats, Registration
@@ -35,6 +39,7 @@ H = TypeVar("H", bound=Handler)
 
 DEFAULT_GATEWAY = "127.0.0.1:3100"
 # The channel's own reconnect backoff follows the SDK's (gRPC's default grows to 120 s).
+TOKEN_ENV = "OSSA_TOKEN"  # the bearer token when `token=` is not given
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 5000)]
 AGENT_TYPES = tuple(name for name, _ in reg.AgentType.Value.items() if name != "type_unspecified")
 
@@ -56,7 +61,9 @@ class Agent:
     """One agent: a name, capabilities, a number of slots and a handler for its tasks.
 
     `gateway` is the platform's gRPC address (Envoy); `registry` / `orchestrator` override it to
-    reach those services directly. `heartbeat_interval` overrides the interval the registry asks
+    reach those services directly. `tls` / `tls_ca_file` (and `tls_cert_file` + `tls_key_file`
+    for a client certificate) dial them over TLS. `token` (default: $OSSA_TOKEN) is the bearer JWT
+    sent on every call. `heartbeat_interval` overrides the interval the registry asks
     for; `grace_seconds` is how long `stop()` lets running handlers finish; `report_timeout` is
     how long a result is retried while the orchestrator is unavailable.
     """
@@ -75,6 +82,11 @@ class Agent:
         gateway: str = DEFAULT_GATEWAY,
         registry: str | None = None,
         orchestrator: str | None = None,
+        tls: bool = False,
+        tls_ca_file: str | None = None,
+        tls_cert_file: str | None = None,
+        tls_key_file: str | None = None,
+        token: str | None = None,
         heartbeat_interval: float | None = None,
         grace_seconds: float = 30.0,
         report_timeout: float = 30.0,
@@ -91,6 +103,15 @@ class Agent:
         self.config = dict(config) if config is not None else None
         self.registry_target = registry or gateway
         self.orchestrator_target = orchestrator or gateway
+        # TLS to the gateway: on with `tls` or any file (CA to verify it, else the system's roots;
+        # a client certificate when the gateway requires one).
+        self._credentials = (
+            client_credentials(tls_ca_file, tls_cert_file, tls_key_file)
+            if tls or tls_ca_file or tls_cert_file or tls_key_file
+            else None
+        )
+        # The bearer JWT sent on every call (`ossa token create --type agent --sub <name> --role operator`).
+        self._token = os.environ.get(TOKEN_ENV, "") if token is None else token
         self.heartbeat_interval = heartbeat_interval
         self.grace_seconds = grace_seconds
         self.report_timeout = report_timeout
@@ -198,7 +219,8 @@ class Agent:
         self._loop = asyncio.get_running_loop()
         if self._stopping.is_set():
             self._stop_event.set()
-        channels = {t: grpc.aio.insecure_channel(t, options=CHANNEL_OPTIONS) for t in self._targets()}
+        interceptors = [*tracing.client_interceptors(), *bearer_interceptors(self._token)]
+        channels = {t: _channel(t, self._credentials, interceptors) for t in self._targets()}
         registry = registry_pb2_grpc.AgentRegistryServiceStub(channels[self.registry_target])
         orchestrator = orchestrator_pb2_grpc.OrchestratorServiceStub(channels[self.orchestrator_target])
         self._registration = registration = Registration(registry, self._create_request(), self._backoff)
@@ -278,6 +300,12 @@ class Agent:
         running = self.running
         status = reg.AgentStatus.busy if running >= self._slots else reg.AgentStatus.idle
         return reg.HeartbeatRequest(agent_id=agent_id, status=status, load=min(1.0, running / self._slots))
+
+
+def _channel(target: str, credentials: grpc.ChannelCredentials | None, interceptors: list[Any]) -> grpc.aio.Channel:
+    if credentials is None:
+        return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors)
+    return grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS, interceptors=interceptors)
 
 
 async def _cancel(task: asyncio.Future[Any]) -> None:

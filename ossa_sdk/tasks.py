@@ -15,8 +15,11 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format, struct_pb2
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
 from ossa.orchestrator.v1 import orchestrator_pb2 as pb
+from ossa_runtime import tracing
 from ossa_sdk.backoff import Backoff
 from ossa_sdk.errors import PermanentError
 from ossa_sdk.handlers import Handler, TaskInput, describe, invoke, to_output
@@ -59,6 +62,8 @@ class Run:
     renewals: int = 0
     revoked: str | None = None
     report_revocation: bool = False
+    # `task.run <step>`: child of the orchestrator's span of this attempt (Assignment.traceparent).
+    span: trace.Span = trace.INVALID_SPAN
 
 
 class TaskPool:
@@ -104,9 +109,25 @@ class TaskPool:
             a.timeout_seconds,
         )
         self.runs[a.task_id] = run
-        log.info("task %s assigned (step %s, attempt %d)", a.task_id, a.step_id, a.attempt)
-        run.work = asyncio.create_task(self._work(run), name=f"ossa-handler-{a.task_id}")
-        task = asyncio.create_task(self._execute(run), name=f"ossa-task-{a.task_id}")
+        run.span = tracing.tracer().start_span(
+            f"task.run {a.step_id}",
+            context=tracing.context_of(a.traceparent),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "ossa.task_id": a.task_id,
+                "ossa.execution_id": a.execution_id,
+                "ossa.step": a.step_id,
+                "ossa.attempt": a.attempt,
+            },
+        )
+        # The handler, the renewals and the reports run inside the span (and log its ids).
+        attached = otel_context.attach(trace.set_span_in_context(run.span))
+        try:
+            log.info("task %s assigned (step %s, attempt %d)", a.task_id, a.step_id, a.attempt)
+            run.work = asyncio.create_task(self._work(run), name=f"ossa-handler-{a.task_id}")
+            task = asyncio.create_task(self._execute(run), name=f"ossa-task-{a.task_id}")
+        finally:
+            otel_context.detach(attached)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -181,6 +202,9 @@ class TaskPool:
             await asyncio.gather(renewer, return_exceptions=True)
             if self.runs.get(run.task_id) is run:
                 del self.runs[run.task_id]
+            if run.revoked is not None:
+                run.span.set_attribute("ossa.revoked", run.revoked)
+            run.span.end()
 
     async def _renew(self, run: Run) -> None:
         period = run.lease_seconds / 3
@@ -205,6 +229,8 @@ class TaskPool:
             log.info("task %s completed", run.task_id)
 
     async def _fail(self, run: Run, error: str, retryable: bool) -> None:
+        run.span.set_status(trace.Status(trace.StatusCode.ERROR, error))
+        run.span.set_attribute("ossa.retryable", retryable)
         request = pb.FailTaskRequest(task_id=run.task_id, fencing_token=run.token, error=error, retryable=retryable)
         reply = await self._report("FailTask", run, self._stub.FailTask, request)
         if reply is not None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from ossa.registry.v1 import registry_pb2, registry_pb2_grpc
-from ossa_runtime import metrics
+from ossa_runtime import metrics, tls
+from ossa_runtime.auth.interceptor import AuthInterceptor
 from ossa_runtime.db import create_pool
 from ossa_runtime.health import datastore_watch
+from ossa_runtime.ratelimit import RateLimitInterceptor
 from ossa_runtime.redis import create_redis
 from ossa_runtime.server import ServiceHost
 from ossa_runtime.settings import Settings
@@ -22,14 +24,20 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
 
     The returned host is not started yet: `await host.start()` (tests) or `await host.serve()`.
     """
+    auth = AuthInterceptor(settings)  # first: a missing JWT key fails before anything is opened
     pool = await create_pool(settings, service="registry")
     redis = create_redis(settings)
+    auth.attach(redis, pool)
     store = AgentStore(pool)
     presence = Presence(redis, settings.heartbeat_ttl_seconds)
     beats = HeartbeatWriter(store, settings.heartbeat_flush_seconds)
     sweeper = OfflineSweeper(store, presence, settings.offline_after_seconds, settings.offline_sweep_seconds)
     host = ServiceHost(
-        "registry", reuse_port=settings.registry_workers > 1, grace_seconds=settings.shutdown_grace_seconds
+        "registry",
+        auth=auth,
+        ratelimit=RateLimitInterceptor(settings, redis),
+        reuse_port=settings.registry_workers > 1,
+        grace_seconds=settings.shutdown_grace_seconds,
     )
     host.add_service(
         SERVICE_NAME,
@@ -45,7 +53,9 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
 
     watch = datastore_watch(host.set_serving, pool, redis, settings)
     try:
-        bound = host.bind(settings.host, settings.registry_port if port is None else port)
+        bound = host.bind(
+            settings.host, settings.registry_port if port is None else port, tls.server_credentials(settings)
+        )
         await presence.rebuild(row_to_dict(r) for r in await store.list_all())
     except BaseException:
         await redis.aclose()

@@ -11,6 +11,8 @@ import grpc
 
 from ossa.registry.v1 import registry_pb2 as pb
 from ossa.registry.v1 import registry_pb2_grpc
+from ossa_runtime import logging as ossa_logging
+from ossa_runtime.auth.principal import can_act_as_agent, current_principal, require_agent
 from ossa_runtime.errors import NotFound
 from ossa_runtime.http import CREATED, NO_CONTENT, set_http_status
 from ossa_runtime.settings import Settings
@@ -39,6 +41,7 @@ class AgentRegistryServicer(registry_pb2_grpc.AgentRegistryServiceServicer):
 
     async def CreateAgent(self, request: pb.CreateAgentRequest, context: Context) -> pb.CreateAgentResponse:
         new = validation.parse_new_agent(request)
+        require_agent("", new.name)  # an agent token registers only the agent its `sub` names
         row = await self.store.create(new)
         await self._publish(row)
         log.info("agent registered", extra={"metadata": {"agent_id": row["id"], "name": new.name}})
@@ -68,8 +71,13 @@ class AgentRegistryServicer(registry_pb2_grpc.AgentRegistryServiceServicer):
     async def Heartbeat(
         self, request_iterator: AsyncIterator[pb.HeartbeatRequest], context: Context
     ) -> AsyncIterator[pb.HeartbeatResponse]:
+        allowed: set[str] = set()  # agents this stream's caller was checked for
         async for beat in request_iterator:
             agent_id = validation.parse_agent_id(beat.agent_id)
+            if agent_id not in allowed:
+                await self._check_agent_access(agent_id)
+                allowed.add(agent_id)
+                ossa_logging.annotate(agent_id=agent_id)
             status = validation.parse_beat_status(beat.status)
             load = validation.check_load(beat)
             now = datetime.now(UTC)
@@ -83,6 +91,17 @@ class AgentRegistryServicer(registry_pb2_grpc.AgentRegistryServiceServicer):
                 interval_seconds=self.settings.heartbeat_interval_seconds,
                 ttl_seconds=self.settings.heartbeat_ttl_seconds,
             )
+
+    async def _check_agent_access(self, agent_id: str) -> None:
+        """An agent token beats only as the agent its `sub` names (by id, else by name)."""
+        principal = current_principal()
+        if can_act_as_agent(principal, agent_id):
+            return
+        try:
+            name = (await self.store.get(agent_id))["name"]
+        except NotFound:
+            name = None
+        require_agent(agent_id, name)
 
     async def _heal(self, agent_id: str) -> None:
         """Redis doesn't know the agent: ask PostgreSQL, and re-publish it if it exists."""

@@ -36,6 +36,8 @@ def test_generated_code_matches_protos() -> None:
             "ossa_sdk",
             "orchestrator_svc",
             "monitoring_svc",
+            "search_svc",
+            "ossa_search",
             "scripts",
             "benchmarks",
         ),

@@ -11,7 +11,30 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ossa_runtime.auth.tokens import mint_token
+from ossa_runtime.settings import Settings
 from tests.e2e.platform import Platform, ossa_executable, request
+
+
+def platform_token(platform: Platform, role: str, sub: str, type: str = "user") -> str:
+    """A token signed with the secret `ossa up` generated in the platform's data directory
+    ("" for a platform with authentication off: it has none)."""
+    secret_file = platform.data_dir / "jwt.secret"
+    if not secret_file.exists():
+        return ""
+    settings = Settings.from_env({}, jwt_secret=secret_file.read_text().strip())
+    token, _ = mint_token(settings, sub=sub, role=role, type=type, ttl_seconds=3600)
+    return token
+
+
+def agent_token(platform: Platform, name: str) -> str:
+    """An operator-role `agent` token for the agent `name` (`ossa token create --type agent`)."""
+    return platform_token(platform, "operator", name, type="agent")
+
+
+def admin_token(platform: Platform) -> str:
+    """A fresh admin token (its own jti: revoking it leaves the platform's admin.token valid)."""
+    return platform_token(platform, "admin", "e2e-admin")
 
 
 class AgentProcess:
@@ -22,8 +45,10 @@ class AgentProcess:
             ossa_executable(), "agent", "serve", "--name", self.name, "--type", "worker",
             "--capability", capability, "--handler", handler, "--slots", str(slots), "--gateway", platform.gateway,
         ]  # fmt: skip
+        # An agent token naming this agent (by name), like `ossa token create --type agent --sub NAME`.
+        env = {**platform.env, "OSSA_TOKEN": agent_token(platform, self.name)}
         with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(argv, env=platform.env, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
 
     def signal(self, sig: signal.Signals) -> None:
         self.proc.send_signal(sig)

@@ -7,12 +7,17 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import grpc
+
+from ossa_runtime.auth.client import bearer_interceptors
 
 PORT_VARS = (
     "OSSA_GATEWAY_PORT",
@@ -21,13 +26,19 @@ PORT_VARS = (
     "OSSA_REGISTRY_PORT",
     "OSSA_ORCHESTRATOR_PORT",
     "OSSA_MONITORING_PORT",
+    "OSSA_SEARCH_PORT",
     "OSSA_POSTGRES_PORT",
     "OSSA_REDIS_PORT",
     "OSSA_GATEWAY_METRICS_PORT",
     "OSSA_REGISTRY_METRICS_PORT",
     "OSSA_ORCHESTRATOR_METRICS_PORT",
     "OSSA_MONITORING_METRICS_PORT",
+    "OSSA_SEARCH_METRICS_PORT",
 )
+
+
+# Gateway address → the admin token its `ossa up` wrote (set once the platform is healthy).
+ADMIN_TOKENS: dict[str, str] = {}
 
 
 def free_ports(count: int) -> list[int]:
@@ -53,6 +64,7 @@ class Platform:
     data_dir: Path
     env: dict[str, str]
     proc: subprocess.Popen[bytes] | None = None
+    tls: ssl.SSLContext | None = None  # HTTPS to the gateway (a platform with OSSA_TLS_CERT_FILE)
     output: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -83,8 +95,9 @@ class Platform:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"ossa up exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
-                status, _, _ = request(self.gateway, "GET", "/api/v1/health", timeout=2)
+                status, _, _ = request(self.gateway, "GET", "/api/v1/health", timeout=2, tls=self.tls)
                 if status == 200:
+                    ADMIN_TOKENS[self.gateway] = self.admin_token
                     return
             except OSError:
                 pass
@@ -102,6 +115,17 @@ class Platform:
             self.proc.kill()
             self.proc.wait()
             raise
+
+    @property
+    def admin_token(self) -> str:
+        """The admin token `ossa up` wrote to the data directory ("" when auth is off)."""
+        path = self.data_dir / "admin.token"
+        return path.read_text().strip() if path.exists() else ""
+
+    def channel(self, target: str | None = None, token: str | None = None) -> grpc.aio.Channel:
+        """A grpc.aio channel (default: to the gateway) sending `token` (default: the admin token)."""
+        bearer = self.admin_token if token is None else token
+        return grpc.aio.insecure_channel(target or self.gateway, interceptors=bearer_interceptors(bearer))
 
     def log_tail(self, lines: int = 60) -> str:
         text = self.output.read_text(errors="replace") if self.output.exists() else ""
@@ -126,14 +150,25 @@ def request(
     headers: dict[str, str] | None = None,
     timeout: float = 10.0,
     conn: http.client.HTTPConnection | None = None,
+    tls: ssl.SSLContext | None = None,
+    token: str | None = None,
 ) -> tuple[int, dict[str, str], Any]:
-    """One HTTP request; returns (status, lower-cased headers, parsed JSON or raw text or None)."""
+    """One HTTP request; returns (status, lower-cased headers, parsed JSON or raw text or None).
+
+    It sends `authorization: Bearer <token>`; `token` defaults to the admin token of the platform
+    at `target` (ADMIN_TOKENS), "" sends none, and an `authorization` in `headers` wins.
+    """
     host, port = target.rsplit(":", 1)
     own = conn is None
+    if conn is None and tls is not None:
+        conn = http.client.HTTPSConnection(host, int(port), timeout=timeout, context=tls)
     conn = conn or http.client.HTTPConnection(host, int(port), timeout=timeout)
     try:
         payload = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         hdrs = {"content-type": "application/json"} if payload is not None else {}
+        bearer = ADMIN_TOKENS.get(target, "") if token is None else token
+        if bearer and not any(k.lower() == "authorization" for k in headers or {}):
+            hdrs["authorization"] = f"Bearer {bearer}"
         hdrs.update(headers or {})
         conn.request(method, path, body=payload, headers=hdrs)
         resp = conn.getresponse()

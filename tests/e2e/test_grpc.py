@@ -25,7 +25,7 @@ async def stub(
     request: pytest.FixtureRequest, platform: Platform
 ) -> AsyncIterator[registry_pb2_grpc.AgentRegistryServiceStub]:
     target = platform.registry if request.param == "direct" else platform.gateway
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with platform.channel(target) as channel:  # sends the admin token
         yield registry_pb2_grpc.AgentRegistryServiceStub(channel)
 
 

@@ -126,7 +126,9 @@ def test_several_workers_are_one_target_with_their_sum(workers_platform: Platfor
         with grpc.insecure_channel(p.registry, options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
             with pytest.raises(grpc.RpcError) as err:
                 registry_pb2_grpc.AgentRegistryServiceStub(channel).GetAgent(
-                    rpb.GetAgentRequest(agent_id=str(uuid.uuid4())), timeout=10
+                    rpb.GetAgentRequest(agent_id=str(uuid.uuid4())),
+                    timeout=10,
+                    metadata=(("authorization", f"Bearer {p.admin_token}"),),
                 )
             assert err.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
     after = metrics(p, "registry")

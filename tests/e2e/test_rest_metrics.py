@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-import grpc
 import pytest
 
 from ossa.monitoring.v1 import monitoring_pb2 as pb
@@ -154,7 +153,7 @@ async def test_agents_stream_metrics_through_envoy(platform: Platform) -> None:
                 p.timestamp.FromDatetime(start + timedelta(seconds=i))
             yield message
 
-    async with grpc.aio.insecure_channel(platform.gateway) as channel:
+    async with platform.channel() as channel:
         reply = await monitoring_pb2_grpc.MonitoringServiceStub(channel).PushMetrics(batches())
     assert (reply.accepted, reply.rejected) == (300, 0)
     span = {"metric_name": name, "from": rfc3339(start), "to": rfc3339(start + timedelta(minutes=1))}

@@ -137,8 +137,6 @@ def test_execution_moves_through_statuses(platform: Platform) -> None:
     """A raw gRPC agent through Envoy works the two steps; REST shows the run complete with results."""
     import asyncio
 
-    import grpc
-
     from ossa.orchestrator.v1 import orchestrator_pb2 as pb
     from ossa.orchestrator.v1 import orchestrator_pb2_grpc
     from tests.integration.orchestration import struct, to_dict
@@ -150,7 +148,7 @@ def test_execution_moves_through_statuses(platform: Platform) -> None:
     assert status == 202
 
     async def work() -> None:
-        async with grpc.aio.insecure_channel(platform.gateway) as channel:
+        async with platform.channel() as channel:
             stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
             call = stub.Work()
             await call.write(pb.WorkRequest(agent_id=agent["id"], slots=1))

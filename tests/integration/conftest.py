@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from ossa_runtime.settings import Settings
+from tests.auth import TEST_JWT_SECRET
 
 pytestmark = pytest.mark.integration
 
@@ -53,6 +54,7 @@ def settings(database_url: str, module_redis_url: str) -> Settings:
         {},
         database_url=database_url,
         redis_url=module_redis_url,
+        jwt_secret=TEST_JWT_SECRET,  # tests send tokens signed with it (tests/auth.py)
         heartbeat_flush_seconds=0.1,
         offline_sweep_seconds=0.2,
         health_probe_seconds=0.2,

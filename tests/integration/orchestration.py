@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import grpc
 from google.protobuf import json_format, struct_pb2
 
 from ossa.orchestrator.v1 import orchestrator_pb2 as pb
@@ -16,6 +15,7 @@ from ossa.orchestrator.v1 import orchestrator_pb2_grpc
 from ossa.registry.v1 import registry_pb2 as rpb
 from ossa.registry.v1 import registry_pb2_grpc
 from ossa_runtime.settings import Settings
+from tests import auth
 
 
 def struct(value: dict[str, Any]) -> struct_pb2.Struct:
@@ -34,8 +34,8 @@ def step(step_id: str, capability: str = "echo", **fields: Any) -> dict[str, Any
 
 
 class Client:
-    def __init__(self, orchestrator: str, registry: str) -> None:
-        self.channels = [grpc.aio.insecure_channel(orchestrator), grpc.aio.insecure_channel(registry)]
+    def __init__(self, orchestrator: str, registry: str, bearer: str | None = None) -> None:
+        self.channels = [auth.channel(orchestrator, bearer), auth.channel(registry, bearer)]  # default: admin
         self.orch = orchestrator_pb2_grpc.OrchestratorServiceStub(self.channels[0])
         self.registry = registry_pb2_grpc.AgentRegistryServiceStub(self.channels[1])
 

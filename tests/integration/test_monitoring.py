@@ -32,6 +32,7 @@ from ossa.monitoring.v1 import monitoring_pb2_grpc
 from ossa_runtime import keys
 from ossa_runtime.server import ServiceHost
 from ossa_runtime.settings import Settings
+from tests import auth
 
 pytestmark = pytest.mark.integration
 MINUTE = 60 * MICROS
@@ -49,7 +50,7 @@ class Monitoring:
 async def start(settings: Settings) -> Monitoring:
     host, port, parts = await build_service(settings, port=0)
     await host.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    channel = auth.channel(f"127.0.0.1:{port}")
     return Monitoring(host, parts, monitoring_pb2_grpc.MonitoringServiceStub(channel), channel, settings)
 
 

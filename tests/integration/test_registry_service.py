@@ -20,6 +20,7 @@ from ossa_runtime import keys
 from ossa_runtime.server import ServiceHost
 from ossa_runtime.settings import Settings
 from registry_svc.server import SERVICE_NAME, build_server
+from tests import auth
 
 pytestmark = pytest.mark.integration
 Stub = registry_pb2_grpc.AgentRegistryServiceStub
@@ -35,7 +36,7 @@ async def registry(settings: Settings) -> AsyncIterator[tuple[ServiceHost, str]]
 
 @pytest.fixture
 async def stub(registry: tuple[ServiceHost, str]) -> AsyncIterator[Stub]:
-    async with grpc.aio.insecure_channel(registry[1]) as channel:
+    async with auth.channel(registry[1]) as channel:
         yield registry_pb2_grpc.AgentRegistryServiceStub(channel)
 
 
@@ -223,7 +224,7 @@ async def test_silent_agent_goes_offline(settings: Settings, redis: aioredis.Red
     host, port = await build_server(fast, port=0)
     await host.start()
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        async with auth.channel(f"127.0.0.1:{port}") as channel:
             stub = registry_pb2_grpc.AgentRegistryServiceStub(channel)
             agent = await create(stub)
             status = pb.AgentStatus.idle

@@ -35,6 +35,7 @@ from ossa_runtime.settings import Settings
 from ossa_sdk import Agent, PermanentError
 from ossa_sdk.handlers import echo
 from registry_svc.server import build_server
+from tests import auth
 
 pytestmark = pytest.mark.integration
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -190,13 +191,14 @@ async def orchestrator() -> AsyncIterator[FakeServer]:
 
 @pytest.fixture
 async def registry_stub(registry: str) -> AsyncIterator[Any]:
-    async with grpc.aio.insecure_channel(registry) as channel:
+    async with auth.channel(registry) as channel:
         yield registry_pb2_grpc.AgentRegistryServiceStub(channel)
 
 
 def make_agent(registry: str, orchestrator: FakeServer, handler: Any = "echo", **options: Any) -> Agent:
     options.setdefault("heartbeat_interval", 0.1)
     options.setdefault("grace_seconds", 2.0)
+    options.setdefault("token", auth.ADMIN_TOKEN)
     return Agent(
         f"sdk-{secrets.token_hex(4)}",
         capabilities=["summarize"],
@@ -284,7 +286,14 @@ async def test_a_restarted_agent_keeps_its_id(registry: str, orchestrator: FakeS
     first = make_agent(registry, orchestrator)
     async with serving(first, orchestrator):
         pass
-    again = Agent(first.name, capabilities=["summarize"], handler=echo, registry=registry, gateway=orchestrator.target)
+    again = Agent(
+        first.name,
+        capabilities=["summarize"],
+        handler=echo,
+        registry=registry,
+        gateway=orchestrator.target,
+        token=auth.ADMIN_TOKEN,
+    )
     async with serving(again, orchestrator):
         assert again.id == first.id
         assert orchestrator.fake.open_streams[-1].requests[0].agent_id == first.id

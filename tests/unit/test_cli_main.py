@@ -77,7 +77,7 @@ def test_plan_starts_datastores_then_services_then_envoy(tmp_path: Path, monkeyp
 def test_plan_adds_optional_services_once_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("ossa_runtime.topology.ServiceInfo.installed", lambda self: self.package != "orchestrator_svc")
     plan = build_plan(Settings.from_env({}, data_dir=tmp_path))
-    assert [c.name for c in plan.stages[2]] == ["registry", "gateway", "monitoring"]
+    assert [c.name for c in plan.stages[2]] == ["registry", "gateway", "monitoring", "search"]
     assert list(plan.stages[2][2].argv())[-2:] == ["-m", "monitoring_svc"]
     assert any(c.component == "monitoring" and c.port == 3013 for c in plan.claims)
 

@@ -26,6 +26,7 @@ def test_every_service_claims_its_metrics_port(tmp_path: Path, monkeypatch: pyte
         "gateway metrics": (9110, "gateway_metrics_port"),
         "orchestrator metrics": (9112, "orchestrator_metrics_port"),
         "monitoring metrics": (9113, "monitoring_metrics_port"),
+        "search metrics": (9114, "search_metrics_port"),
     }
 
 

@@ -152,7 +152,7 @@ def test_files_are_copied_next_to_the_config(rendered: Path) -> None:
     lua = Path(http_filter(config, "envoy.filters.http.lua")["default_source_code"]["filename"])
     assert lua.parent == rendered.parent
     assert lua.read_bytes() == files("ossa_envoy").joinpath("status.lua").read_bytes()
-    (openapi_route,) = [r for r in routes(config) if "direct_response" in r and r["direct_response"]["status"] == 200]
+    (openapi_route,) = [r for r in routes(config) if r["match"].get("path") == "/api/v1/openapi.json"]
     openapi = Path(openapi_route["direct_response"]["body"]["filename"])
     assert openapi.read_bytes() == files("ossa").joinpath("openapi.json").read_bytes()
     assert hcm(config)["route_config"]["max_direct_response_body_size_bytes"] >= openapi.stat().st_size
@@ -175,6 +175,10 @@ def test_descriptor_for_envoy_has_no_response_body(rendered: Path, descriptor: b
     assert set(stripped) == set(rules(descriptor)) and not any(stripped.values())
 
 
+def by_path_of(table: list[Any]) -> dict[str, Any]:
+    return {r["match"]["path"]: r for r in table if "path" in r["match"]}
+
+
 def test_routes(rendered: Path) -> None:
     table = routes(load(rendered))
     first = table[0]
@@ -185,10 +189,16 @@ def test_routes(rendered: Path) -> None:
     assert by_prefix == {
         "/ossa.registry.v1.": "registry",
         "/ossa.gateway.v1.": "gateway",
+        "/ossa.auth.v1.": "gateway",  # sessions and API keys live in the gateway process
         "/ossa.orchestrator.v1.": "orchestrator",
         "/ossa.monitoring.v1.": "monitoring",
+        "/ossa.search.v1.": "search",
         "/grpc.health.v1.Health/": "gateway",
     }
+    # A method with a response_body in ossa.auth.v1 gets its Lua route on the gateway cluster.
+    list_keys = by_path_of(table)["/ossa.auth.v1.AuthService/ListApiKeys"]
+    assert list_keys["route"]["cluster"] == "gateway"
+    assert list_keys["metadata"]["filter_metadata"]["envoy.filters.http.lua"]["response_body"] == "api_keys"
     by_path = {r["match"]["path"]: r for r in table if "path" in r["match"]}
     heartbeat = by_path["/ossa.registry.v1.AgentRegistryService/Heartbeat"]["route"]
     assert heartbeat == {"cluster": "registry", "timeout": "0s", "idle_timeout": "0s"}  # a long bidi stream
@@ -197,8 +207,9 @@ def test_routes(rendered: Path) -> None:
         assert route["route"]["timeout"] != "0s"
         lua = route["metadata"]["filter_metadata"]["envoy.filters.http.lua"]
         assert lua == {"response_body": field, "response_body_sole": True}  # the reply is {"<field>": X}
+    assert by_path["/ossa.search.v1.SearchService/Reindex"]["route"]["timeout"] == "600s"  # SLOW_METHODS
     unary = [r["route"] for r in table if r["match"].get("prefix", "").startswith("/ossa.")]
-    assert len(unary) == 4 and all(r["timeout"] == "15s" and r["retry_policy"] for r in unary)
+    assert len(unary) == 6 and all(r["timeout"] == "15s" and r["retry_policy"] for r in unary)
 
 
 def test_reply_with_more_fields_is_scanned(tmp_path: Path, descriptor: bytes) -> None:
@@ -214,11 +225,12 @@ def test_clusters_speak_http2_to_the_services(tmp_path: Path) -> None:
         settings, tmp_path / "envoy", registry_targets=[("127.0.0.1", 23011), ("127.0.0.1", 23111)]
     )
     found = clusters(load(path))
-    assert set(found) == {"registry", "gateway", "orchestrator", "monitoring"}
+    assert set(found) == {"registry", "gateway", "orchestrator", "monitoring", "search"}
     assert endpoints(found["registry"]) == [("127.0.0.1", 23011), ("127.0.0.1", 23111)]
     assert endpoints(found["gateway"]) == [("127.0.0.1", 23010)]
     assert endpoints(found["orchestrator"]) == [("127.0.0.1", 23012)]
     assert endpoints(found["monitoring"]) == [("127.0.0.1", 23013)]
+    assert endpoints(found["search"]) == [("127.0.0.1", settings.search_port)]
     for cluster in found.values():
         options = cluster["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
         assert "http2_protocol_options" in options["explicit_http_config"]
@@ -261,7 +273,7 @@ def test_rendering_twice_leaves_files_alone(tmp_path: Path) -> None:
     second = render_envoy_config(settings, tmp_path / "envoy")
     assert first == second
     assert {p.name: p.stat().st_mtime_ns for p in second.parent.iterdir()} == stamps
-    assert sorted(stamps) == ["envoy.yaml", "openapi.json", "ossa.binpb", "status.lua"]
+    assert sorted(stamps) == ["console", "envoy.yaml", "openapi.json", "ossa.binpb", "status.lua"]
 
 
 def _example_file() -> descriptor_pb2.FileDescriptorProto:

@@ -60,32 +60,46 @@ def test_header_and_server(doc: dict[str, Any]) -> None:
 def test_paths_verbs_and_success_codes(doc: dict[str, Any]) -> None:
     found = {(verb.upper(), path): sorted(op["responses"]) for path, verb, op in operations(doc)}
     assert found == {
-        ("POST", "/api/v1/agents"): ["201", "400", "409", "500", "503"],
-        ("GET", "/api/v1/agents"): ["200", "400", "500", "503"],
-        ("GET", "/api/v1/agents/{agent_id}"): ["200", "400", "404", "500", "503"],
-        ("DELETE", "/api/v1/agents/{agent_id}"): ["204", "400", "404", "500", "503"],
+        ("POST", "/api/v1/agents"): ["201", "400", "409", "429", "500", "503"],
+        ("GET", "/api/v1/agents"): ["200", "400", "429", "500", "503"],
+        ("GET", "/api/v1/agents/{agent_id}"): ["200", "400", "404", "429", "500", "503"],
+        ("DELETE", "/api/v1/agents/{agent_id}"): ["204", "400", "404", "429", "500", "503"],
         ("GET", "/api/v1/health"): ["200", "400", "500", "503"],
-        ("POST", "/api/v1/workflows"): ["201", "400", "409", "500", "503"],
-        ("GET", "/api/v1/workflows"): ["200", "400", "500", "503"],
-        ("GET", "/api/v1/workflows/{workflow_id}"): ["200", "400", "404", "500", "503"],
-        ("POST", "/api/v1/workflows/{workflow_id}/publish"): ["200", "400", "404", "500", "503"],
-        ("POST", "/api/v1/workflows/{workflow_id}/deprecate"): ["200", "400", "404", "500", "503"],
-        ("POST", "/api/v1/orchestrate"): ["202", "400", "500", "503"],
-        ("GET", "/api/v1/executions"): ["200", "400", "500", "503"],
-        ("GET", "/api/v1/executions/{execution_id}"): ["200", "400", "404", "500", "503"],
-        ("POST", "/api/v1/executions/{execution_id}/cancel"): ["200", "400", "404", "500", "503"],
-        ("GET", "/api/v1/executions/{execution_id}/tasks"): ["200", "400", "404", "500", "503"],
-        ("GET", "/api/v1/tasks/{task_id}"): ["200", "400", "404", "500", "503"],
-        ("POST", "/api/v1/metrics"): ["202", "400", "500", "503"],
-        ("GET", "/api/v1/metrics"): ["200", "400", "500", "503"],
+        ("POST", "/api/v1/workflows"): ["201", "400", "409", "429", "500", "503"],
+        ("GET", "/api/v1/workflows"): ["200", "400", "429", "500", "503"],
+        ("GET", "/api/v1/workflows/{workflow_id}"): ["200", "400", "404", "429", "500", "503"],
+        ("POST", "/api/v1/workflows/{workflow_id}/publish"): ["200", "400", "404", "429", "500", "503"],
+        ("POST", "/api/v1/workflows/{workflow_id}/deprecate"): ["200", "400", "404", "429", "500", "503"],
+        ("POST", "/api/v1/orchestrate"): ["202", "400", "429", "500", "503"],
+        ("GET", "/api/v1/executions"): ["200", "400", "429", "500", "503"],
+        ("GET", "/api/v1/executions/{execution_id}"): ["200", "400", "404", "429", "500", "503"],
+        ("POST", "/api/v1/executions/{execution_id}/cancel"): ["200", "400", "404", "429", "500", "503"],
+        ("GET", "/api/v1/executions/{execution_id}/tasks"): ["200", "400", "404", "429", "500", "503"],
+        ("GET", "/api/v1/tasks/{task_id}"): ["200", "400", "404", "429", "500", "503"],
+        ("POST", "/api/v1/metrics"): ["202", "400", "429", "500", "503"],
+        ("GET", "/api/v1/metrics"): ["200", "400", "429", "500", "503"],
+        ("POST", "/api/v1/auth/login"): ["200", "400", "401", "429", "500", "503"],
+        ("POST", "/api/v1/auth/logout"): ["200", "400", "404", "429", "500", "503"],
+        ("POST", "/api/v1/auth/api-keys"): ["201", "400", "409", "429", "500", "503"],
+        ("GET", "/api/v1/auth/api-keys"): ["200", "400", "429", "500", "503"],
+        ("DELETE", "/api/v1/auth/api-keys/{api_key_id}"): ["204", "400", "404", "429", "500", "503"],
+        ("POST", "/api/v1/auth/tokens/{jti}/revoke"): ["204", "400", "404", "429", "500", "503"],
+        ("POST", "/api/v1/agents/search"): ["200", "400", "429", "500", "503"],
+        ("POST", "/api/v1/workflows/search"): ["200", "400", "429", "500", "503"],
+        ("POST", "/api/v1/knowledge"): ["201", "400", "409", "429", "500", "503"],
+        ("POST", "/api/v1/knowledge/search"): ["200", "400", "429", "500", "503"],
+        ("DELETE", "/api/v1/knowledge/{document_id}"): ["204", "400", "404", "429", "500", "503"],
+        ("POST", "/api/v1/search/reindex"): ["200", "400", "429", "500", "503"],
     }
     ids = [op["operationId"] for _, _, op in operations(doc)]
     assert len(ids) == len(set(ids)) and "AgentRegistryService_CreateAgent" in ids
     assert {t["name"] for t in doc["tags"]} == {
         "AgentRegistryService",
+        "AuthService",
         "GatewayService",
         "MonitoringService",
         "OrchestratorService",
+        "SearchService",
     }
 
 
@@ -200,7 +214,36 @@ def test_only_reachable_messages_are_components(doc: dict[str, Any]) -> None:
         "MetricPoint",
         "PointRejection",
         "MetricBucket",
+        "ApiKey",
+        "LoginRequest",
+        "LoginResponse",
+        "LogoutRequest",
+        "LogoutResponse",
+        "CreateApiKeyRequest",
+        "CreateApiKeyResponse",
+        "SearchAgentsRequest",
+        "SearchAgentsResponse",
+        "AgentMatch",
+        "SearchWorkflowsRequest",
+        "SearchWorkflowsResponse",
+        "WorkflowMatch",
+        "AddKnowledgeRequest",
+        "AddKnowledgeResponse",
+        "SearchKnowledgeRequest",
+        "SearchKnowledgeResponse",
+        "KnowledgeMatch",
+        "KnowledgeChunk",
+        "ReindexRequest",
+        "ReindexResponse",
     }
+
+
+def test_rate_limit_response_documents_retry_after(doc: dict[str, Any]) -> None:
+    too_many = doc["components"]["responses"]["TooManyRequests"]
+    assert too_many["headers"]["Retry-After"]["schema"] == {"type": "integer", "minimum": 1}
+    assert "429" not in doc["paths"]["/api/v1/health"]["get"]["responses"]  # health checks are never limited
+    login = doc["paths"]["/api/v1/auth/login"]["post"]
+    assert resolve(doc, login["requestBody"]["content"]["application/json"]["schema"])["required"] == ["api_key"]
 
 
 def test_document_is_valid_openapi_31(doc: dict[str, Any]) -> None:
@@ -303,7 +346,7 @@ def test_mapping_rules_on_a_synthetic_service(monkeypatch: pytest.MonkeyPatch) -
     doc = build_openapi(_synthetic())
     OPENAPI_31_VALIDATOR.validate(doc)
     paths = doc["paths"]
-    assert sorted(paths["/v1/things"]["post"]["responses"]) == ["201", "400", "409", "500", "503"]
+    assert sorted(paths["/v1/things"]["post"]["responses"]) == ["201", "400", "409", "429", "500", "503"]
     assert "202" in paths["/v1/orchestrate"]["post"]["responses"]
     assert "200" in paths["/v1/things/{thing_id}"]["patch"]["responses"]
     # body: "thing" -> that field's schema; body: "*" with a path field -> the other fields

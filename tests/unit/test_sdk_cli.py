@@ -108,17 +108,25 @@ class FakePlatform(registry_pb2_grpc.AgentRegistryServiceServicer, orchestrator_
         self.work: list[pb.WorkRequest] = []
         self.outbox: asyncio.Queue[pb.WorkResponse] = asyncio.Queue()
         self.completed: dict[str, dict[str, Any]] = {}
+        self.bearers: dict[str, set[str]] = {}  # RPC → the authorization metadata it carried
+
+    def saw(self, rpc: str, context: Context) -> None:
+        found = {v for k, v in context.invocation_metadata() or () if k == "authorization" and isinstance(v, str)}
+        self.bearers.setdefault(rpc, set()).update(found or {""})
 
     async def CreateAgent(self, request: reg.CreateAgentRequest, context: Context) -> reg.CreateAgentResponse:
+        self.saw("CreateAgent", context)
         self.created.append(request)
         return reg.CreateAgentResponse(agent=reg.Agent(id="agent-1", name=request.name))
 
     async def Heartbeat(self, request_iterator: Any, context: Context) -> AsyncIterator[reg.HeartbeatResponse]:
+        self.saw("Heartbeat", context)
         async for beat in request_iterator:
             self.beats.append(beat)
             yield reg.HeartbeatResponse(agent_id=beat.agent_id, interval_seconds=1)
 
     async def Work(self, request_iterator: Any, context: Context) -> AsyncIterator[pb.WorkResponse]:
+        self.saw("Work", context)
         self.work.append(await anext(aiter(request_iterator)))
         while True:
             yield await self.outbox.get()
@@ -127,6 +135,7 @@ class FakePlatform(registry_pb2_grpc.AgentRegistryServiceServicer, orchestrator_
         return pb.RenewLeaseResponse()
 
     async def CompleteTask(self, request: pb.CompleteTaskRequest, context: Context) -> pb.CompleteTaskResponse:
+        self.saw("CompleteTask", context)
         self.completed[request.task_id] = json_format.MessageToDict(request.output)
         return pb.CompleteTaskResponse()
 
@@ -152,6 +161,7 @@ async def test_serve_runs_an_imported_handler_and_stops_on_sigterm(tmp_path: Pat
     env = {k: v for k, v in os.environ.items() if not k.startswith("OSSA_")}
     env["PYTHONPATH"] = str(ROOT)
     argv = ["agent", "serve", "--name", "cli-1", "--capability", "shout", "--handler", "sdk_cli_handlers:shout"]
+    argv += ["--token", "tok-123"]  # sent as `authorization: Bearer tok-123` on every call
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -175,6 +185,7 @@ async def test_serve_runs_an_imported_handler_and_stops_on_sigterm(tmp_path: Pat
         fake.outbox.put_nowait(pb.WorkResponse(assignment=assignment))
         await until(lambda: fake.completed and fake.beats, proc)
         assert fake.completed == {"t-1": {"text": "HI"}}
+        assert fake.bearers == {rpc: {"Bearer tok-123"} for rpc in ("CreateAgent", "Heartbeat", "Work", "CompleteTask")}
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 10) == 0
         assert proc.stderr is not None

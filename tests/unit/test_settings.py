@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from ossa_runtime.settings import Settings, SettingsError
+from ossa_runtime.settings import SECRET_FIELDS, Settings, SettingsError
 
 
 def test_defaults_match_the_spec_topology() -> None:
@@ -53,3 +54,51 @@ def test_settings_are_frozen() -> None:
     s = Settings.from_env({})
     with pytest.raises(AttributeError):
         s.registry_port = 1  # type: ignore[misc]
+
+
+# Secrets from OSSA_<FIELD>_FILE (as Kubernetes mounts them) -------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(SECRET_FIELDS))
+def test_secret_from_a_file(tmp_path: Path, name: str) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret-value-1\n")  # the trailing newline of `echo ... >` is dropped
+    s = Settings.from_env({f"OSSA_{name.upper()}_FILE": str(secret)})
+    assert getattr(s, name) == "s3cret-value-1"
+
+
+def test_secret_fields_are_kept_out_of_repr() -> None:
+    by_name = {f.name: f for f in fields(Settings)}
+    assert all(not by_name[name].repr for name in SECRET_FIELDS)
+    s = Settings.from_env({"OSSA_JWT_SECRET": "hunter2-jwt", "OSSA_DATABASE_URL": "postgresql://u:pw-db-9@h/d"})
+    assert "hunter2-jwt" not in repr(s) and "pw-db-9" not in repr(s)
+
+
+def test_secret_env_and_file_together_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "k").write_text("x")
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"OSSA_JWT_SECRET": "inline-value", "OSSA_JWT_SECRET_FILE": str(tmp_path / "k")})
+    assert "OSSA_JWT_SECRET and OSSA_JWT_SECRET_FILE" in str(caught.value)
+    assert "inline-value" not in str(caught.value)
+
+
+def test_unreadable_secret_file_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"OSSA_API_KEY_FILE=.*missing.*cannot read the file"):
+        Settings.from_env({"OSSA_API_KEY_FILE": str(tmp_path / "missing")})
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(SettingsError, match="OSSA_REDIS_URL_FILE"):
+        Settings.from_env({"OSSA_REDIS_URL_FILE": str(tmp_path / "dir")})
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(SettingsError, match=r"OSSA_DATABASE_URL_FILE=.*empty"):
+        Settings.from_env({"OSSA_DATABASE_URL_FILE": str(tmp_path / "empty")})
+
+
+def test_empty_file_variable_means_unset(tmp_path: Path) -> None:
+    s = Settings.from_env({"OSSA_JWT_SECRET": "from-env", "OSSA_JWT_SECRET_FILE": ""})
+    assert s.jwt_secret == "from-env"
+
+
+def test_overrides_win_over_secret_files(tmp_path: Path) -> None:
+    (tmp_path / "url").write_text("redis://file:6379/0")
+    s = Settings.from_env({"OSSA_REDIS_URL_FILE": str(tmp_path / "url")}, redis_url="redis://override:6379/0")
+    assert s.redis_url == "redis://override:6379/0"

@@ -83,7 +83,7 @@ class Workflow(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., description: _Optional[str] = ..., definition: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., status: _Optional[_Union[WorkflowStatus.Value, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Execution(_message.Message):
-    __slots__ = ("id", "workflow_id", "status", "started_at", "completed_at", "context", "results", "error", "retry_count", "priority")
+    __slots__ = ("id", "workflow_id", "status", "started_at", "completed_at", "context", "results", "error", "retry_count", "priority", "trace_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -94,6 +94,7 @@ class Execution(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RETRY_COUNT_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     workflow_id: str
     status: ExecutionStatus.Value
@@ -104,7 +105,8 @@ class Execution(_message.Message):
     error: str
     retry_count: int
     priority: int
-    def __init__(self, id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus.Value, str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., results: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., retry_count: _Optional[int] = ..., priority: _Optional[int] = ...) -> None: ...
+    trace_id: str
+    def __init__(self, id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus.Value, str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., results: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., retry_count: _Optional[int] = ..., priority: _Optional[int] = ..., trace_id: _Optional[str] = ...) -> None: ...
 
 class TaskAttempt(_message.Message):
     __slots__ = ("attempt", "agent_id", "fencing_token", "outcome", "error", "started_at", "finished_at", "late_results")
@@ -127,7 +129,7 @@ class TaskAttempt(_message.Message):
     def __init__(self, attempt: _Optional[int] = ..., agent_id: _Optional[str] = ..., fencing_token: _Optional[int] = ..., outcome: _Optional[str] = ..., error: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., late_results: _Optional[int] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("id", "execution_id", "agent_id", "name", "status", "priority", "input", "output", "error", "started_at", "completed_at", "timeout_seconds", "capability", "agent_type", "attempt", "max_retries", "lease_seconds", "lease_expires_at", "attempts")
+    __slots__ = ("id", "execution_id", "agent_id", "name", "status", "priority", "input", "output", "error", "started_at", "completed_at", "timeout_seconds", "capability", "agent_type", "attempt", "max_retries", "lease_seconds", "lease_expires_at", "attempts", "capability_query", "routed_agent_id", "routing_score", "routing_note")
     ID_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -147,6 +149,10 @@ class Task(_message.Message):
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LEASE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    CAPABILITY_QUERY_FIELD_NUMBER: _ClassVar[int]
+    ROUTED_AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_SCORE_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_NOTE_FIELD_NUMBER: _ClassVar[int]
     id: str
     execution_id: str
     agent_id: str
@@ -166,7 +172,11 @@ class Task(_message.Message):
     lease_seconds: int
     lease_expires_at: _timestamp_pb2.Timestamp
     attempts: _containers.RepeatedCompositeFieldContainer[TaskAttempt]
-    def __init__(self, id: _Optional[str] = ..., execution_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[TaskStatus.Value, str]] = ..., priority: _Optional[int] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timeout_seconds: _Optional[int] = ..., capability: _Optional[str] = ..., agent_type: _Optional[str] = ..., attempt: _Optional[int] = ..., max_retries: _Optional[int] = ..., lease_seconds: _Optional[int] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[TaskAttempt, _Mapping]]] = ...) -> None: ...
+    capability_query: str
+    routed_agent_id: str
+    routing_score: float
+    routing_note: str
+    def __init__(self, id: _Optional[str] = ..., execution_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[TaskStatus.Value, str]] = ..., priority: _Optional[int] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timeout_seconds: _Optional[int] = ..., capability: _Optional[str] = ..., agent_type: _Optional[str] = ..., attempt: _Optional[int] = ..., max_retries: _Optional[int] = ..., lease_seconds: _Optional[int] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[TaskAttempt, _Mapping]]] = ..., capability_query: _Optional[str] = ..., routed_agent_id: _Optional[str] = ..., routing_score: _Optional[float] = ..., routing_note: _Optional[str] = ...) -> None: ...
 
 class CreateWorkflowRequest(_message.Message):
     __slots__ = ("name", "version", "description", "definition")
@@ -345,7 +355,7 @@ class WorkRequest(_message.Message):
     def __init__(self, agent_id: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ..., slots: _Optional[int] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("task_id", "execution_id", "step_id", "capability", "input", "fencing_token", "lease_expires_at", "lease_seconds", "timeout_seconds", "attempt")
+    __slots__ = ("task_id", "execution_id", "step_id", "capability", "input", "fencing_token", "lease_expires_at", "lease_seconds", "timeout_seconds", "attempt", "traceparent", "capability_query")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
@@ -356,6 +366,8 @@ class Assignment(_message.Message):
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    CAPABILITY_QUERY_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     execution_id: str
     step_id: str
@@ -366,7 +378,9 @@ class Assignment(_message.Message):
     lease_seconds: int
     timeout_seconds: int
     attempt: int
-    def __init__(self, task_id: _Optional[str] = ..., execution_id: _Optional[str] = ..., step_id: _Optional[str] = ..., capability: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., fencing_token: _Optional[int] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lease_seconds: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., attempt: _Optional[int] = ...) -> None: ...
+    traceparent: str
+    capability_query: str
+    def __init__(self, task_id: _Optional[str] = ..., execution_id: _Optional[str] = ..., step_id: _Optional[str] = ..., capability: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., fencing_token: _Optional[int] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lease_seconds: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., attempt: _Optional[int] = ..., traceparent: _Optional[str] = ..., capability_query: _Optional[str] = ...) -> None: ...
 
 class Cancellation(_message.Message):
     __slots__ = ("task_id", "fencing_token", "reason")

@@ -1,0 +1,146 @@
+"""The server interceptor that authenticates and authorizes every RPC.
+
+It runs inside the observability interceptor (ossa_runtime.interceptors), so a refusal is an
+ordinary DomainError there: UNAUTHENTICATED (401) for a missing or bad token, PERMISSION_DENIED
+(403) naming the missing permission, logged and counted like any other status. Public methods
+(health, reflection, the health report, login) pass without a token. For every other call the
+verified caller is the current `Principal` (ossa_runtime.auth.principal) while the handler runs,
+and its id joins the call's access-log line.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import redis.asyncio as aioredis
+
+from ossa_runtime import logging as ossa_logging
+from ossa_runtime.auth.permissions import ADMIN_ALL, PUBLIC, required_permission
+from ossa_runtime.auth.principal import Principal, acting_as
+from ossa_runtime.auth.revocation import RevocationStore
+from ossa_runtime.auth.tokens import TokenVerifier
+from ossa_runtime.errors import PermissionDenied, Unauthenticated
+from ossa_runtime.settings import Settings
+
+Behavior = Callable[..., Any]
+
+
+def bearer_token(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The JWT of the call's `authorization: Bearer <jwt>` metadata; Unauthenticated otherwise."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.strip().partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthenticated("the authorization header must be 'Bearer <jwt>'")
+            return token.strip()
+    raise Unauthenticated("missing bearer token: send the header 'authorization: Bearer <jwt>'")
+
+
+class Authenticator:
+    """Decides one call: the caller's Principal, or Unauthenticated / PermissionDenied."""
+
+    def __init__(self, settings: Settings, redis: aioredis.Redis | None = None, pool: Any = None) -> None:
+        self.settings = settings
+        self.verifier = TokenVerifier(settings) if settings.auth_enabled else None
+        if redis is not None:
+            self.attach(redis, pool)
+
+    def attach(self, redis: aioredis.Redis, pool: Any = None) -> None:
+        """Check revocations in `redis`, backed by PostgreSQL through `pool`."""
+        if self.verifier is not None:
+            self.verifier.revocations = RevocationStore(redis, pool, self.settings.auth_revocation_cache_seconds)
+
+    async def authorize(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> tuple[Principal | None, str]:
+        """The caller and its raw token; (None, "") when no token is needed."""
+        if self.verifier is None:
+            return None, ""
+        permission = required_permission(method)
+        if permission == PUBLIC:
+            return None, ""
+        token = bearer_token(context)
+        claims = await self.verifier.authenticate(token)
+        principal = Principal.from_claims(claims)
+        _annotate(principal)
+        if permission is None:  # a method missing from the table: deny by default
+            permission = ADMIN_ALL
+        if not principal.has(permission):
+            raise PermissionDenied(f"permission denied: {method} requires {permission}")
+        return principal, token
+
+
+def _annotate(principal: Principal) -> None:
+    """The caller's id on the call's access-log line (never its token)."""
+    if principal.type == "agent":
+        ossa_logging.annotate(agent_id=principal.sub, token_type=principal.type)
+    else:
+        ossa_logging.annotate(user_id=principal.sub, token_type=principal.type)
+
+
+def _wrap_unary(inner: Behavior, method: str, auth: Authenticator) -> Behavior:
+    async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        principal, token = await auth.authorize(method, context)
+        with acting_as(principal, token):
+            return await inner(request, context)
+
+    return behavior
+
+
+def _wrap_streaming(inner: Behavior, method: str, auth: Authenticator) -> Behavior:
+    async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        principal, token = await auth.authorize(method, context)
+        with acting_as(principal, token):
+            result = inner(request, context)
+            if inspect.isasyncgen(result):
+                async for item in result:
+                    yield item
+            elif isinstance(result, Awaitable):
+                await result
+
+    return behavior
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Bearer JWT + permission table on every RPC of a service (see module docstring).
+
+    Construction fails with AuthConfigError (naming the OSSA_* variable) when auth is enabled
+    and no key can verify a token, so a service never starts open by mistake.
+    """
+
+    def __init__(self, settings: Settings, redis: aioredis.Redis | None = None, pool: Any = None) -> None:
+        self.auth = Authenticator(settings, redis, pool)
+
+    def attach(self, redis: aioredis.Redis, pool: Any = None) -> None:
+        """Check revocations in `redis`/`pool` (services build the interceptor before connecting,
+        so a missing JWT key fails before anything is opened)."""
+        self.auth.attach(redis, pool)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        if handler is None or self.auth.verifier is None:
+            return handler
+        method = handler_call_details.method
+        if required_permission(method) == PUBLIC:
+            return handler
+        h: Any = handler
+        if h.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap_unary(h.unary_unary, method, self.auth), h.request_deserializer, h.response_serializer
+            )
+        if h.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                _wrap_unary(h.stream_unary, method, self.auth), h.request_deserializer, h.response_serializer
+            )
+        if h.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                _wrap_streaming(h.unary_stream, method, self.auth), h.request_deserializer, h.response_serializer
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            _wrap_streaming(h.stream_stream, method, self.auth), h.request_deserializer, h.response_serializer
+        )
