@@ -53,6 +53,30 @@ def agent_body() -> bytes:
     return json.dumps({"name": name, "type": "worker", "version": "1.0.0", "capabilities": ["bench"]}).encode()
 
 
+def settle(gateway: str, seconds: float = 180.0) -> str:
+    """Wait until the search service has indexed every agent registered so far (each registration
+    queues an embedding in its outbox, a few ms of CPU each): the throughput rows should not share
+    the cores with a backlog from the latency rows. Returns what it waited, for the report."""
+    host, port = gateway.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    marker = f"bench-settle-{secrets.token_hex(6)}"
+    body = {"name": marker, "type": "worker", "version": "1.0.0", "capabilities": ["bench"]}
+    started = time.monotonic()
+    if http_call(conn, "POST", "/api/v1/agents", json.dumps(body).encode()) != 201:
+        return "could not register the marker agent"
+    query = json.dumps({"query": marker, "limit": 100}).encode()
+    while time.monotonic() - started < seconds:
+        conn.request("POST", "/api/v1/agents/search", body=query, headers=auth.headers())
+        resp = conn.getresponse()
+        data = resp.read()
+        if resp.status == 404 or resp.status == 503:  # no search service: nothing to wait for
+            return "no search service"
+        if marker.encode() in data:
+            return f"search indexing caught up after {time.monotonic() - started:.1f} s"
+        time.sleep(0.5)
+    return f"search indexing still behind after {seconds:.0f} s"
+
+
 def rest_latency(
     gateway: str, operation: str, method: str, path: str, n: int, body: Callable[[], bytes | None]
 ) -> Result:
@@ -194,6 +218,7 @@ def main() -> int:
         latency, agent_id = asyncio.run(latency_suite(args.gateway, args.registry, args.n))
         targets = {op: f"p50/p95/p99 {a}/{b}/{c} ms" for op, (a, b, c) in TARGETS.items()}
         print_table("Latency, one request in flight", latency, targets)
+        print(f"\nbefore the throughput rows: {settle(args.gateway)}")
         load = [
             throughput(
                 args.gateway,

@@ -16,6 +16,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import grpc
@@ -63,6 +64,7 @@ class _Call:
         self.service = service
         self.context = context
         meta = _metadata(context)
+        self.span = tracing.rpc_context(meta.get("traceparent"))  # ids for logs when no span is recorded
         self.path = meta.get("x-envoy-original-path", "")
         self.http_method = meta.get("x-envoy-original-method", "")
         self.started = time.perf_counter()
@@ -103,34 +105,56 @@ class _Call:
                 meta["http_method"] = self.http_method
             log.log(level, "rpc finished", extra={"metadata": meta})
         ossa_logging.reset_call_fields(self.token)
+        tracing.end_rpc_context(self.span)
 
 
-def _wrap_unary(inner: Behavior, method: str, service: str = "") -> Behavior:
-    async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        async with _Call(method, context, service):
-            return await inner(request, context)
-
-    return behavior
+Scope = Callable[[str, grpc.aio.ServicerContext[Any, Any]], AbstractAsyncContextManager[Any]]
 
 
-def _wrap_streaming(inner: Behavior, method: str, service: str = "") -> Behavior:
-    async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-        async with _Call(method, context, service):
-            result = inner(request, context)
-            if inspect.isasyncgen(result):
-                async for item in result:
-                    yield item
-            elif isinstance(result, Awaitable):
-                await result
+def wrap_handler(
+    handler: grpc.RpcMethodHandler[Any, Any], method: str, scope: Scope
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """The same handler, each call of which runs inside `scope(method, context)` (a stream: for
+    its whole life). The one place that knows the four kinds of gRPC handler."""
 
-    return behavior
+    def unary(inner: Behavior) -> Behavior:
+        async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            async with scope(method, context):
+                return await inner(request, context)
+
+        return behavior
+
+    def streaming(inner: Behavior) -> Behavior:
+        async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            async with scope(method, context):
+                result = inner(request, context)
+                if inspect.isasyncgen(result):
+                    async for item in result:
+                        yield item
+                elif isinstance(result, Awaitable):
+                    await result
+
+        return behavior
+
+    h: Any = handler
+    codec = (h.request_deserializer, h.response_serializer)
+    if h.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(unary(h.unary_unary), *codec)
+    if h.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(unary(h.stream_unary), *codec)
+    if h.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(streaming(h.unary_stream), *codec)
+    return grpc.stream_stream_rpc_method_handler(streaming(h.stream_stream), *codec)
 
 
-class ObservabilityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Trace context, access log, request metrics and error mapping for every RPC of a service."""
+class ScopedInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """A server interceptor that runs the calls it `covers` inside its `scope`."""
 
-    def __init__(self, service: str = "") -> None:
-        self.service = service  # the `service` label of the request metrics
+    def covers(self, method: str) -> bool:
+        return True
+
+    def scope(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> AbstractAsyncContextManager[Any]:
+        raise NotImplementedError
 
     async def intercept_service(
         self,
@@ -138,30 +162,25 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
-        if handler is None:
+        method = handler_call_details.method
+        if handler is None or not self.covers(method):
             return handler
-        method, service = handler_call_details.method, self.service
-        h: Any = handler
-        if h.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(h.unary_unary, method, service), h.request_deserializer, h.response_serializer
-            )
-        if h.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(h.stream_unary, method, service), h.request_deserializer, h.response_serializer
-            )
-        if h.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_streaming(h.unary_stream, method, service), h.request_deserializer, h.response_serializer
-            )
-        return grpc.stream_stream_rpc_method_handler(
-            _wrap_streaming(h.stream_stream, method, service), h.request_deserializer, h.response_serializer
-        )
+        return wrap_handler(handler, method, self.scope)
+
+
+class ObservabilityInterceptor(ScopedInterceptor):
+    """Trace context, access log, request metrics and error mapping for every RPC of a service."""
+
+    def __init__(self, service: str = "") -> None:
+        self.service = service  # the `service` label of the request metrics
+
+    def scope(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> _Call:
+        return _Call(method, context, self.service)
 
 
 def default_interceptors(service: str = "", auth: Any = None, ratelimit: Any = None) -> list[Any]:
     """The chain every OSSA service installs; `auth` (ossa_runtime.auth.AuthInterceptor) runs
     inside the access log, so its refusals are logged and counted like any other status, and
     `ratelimit` (ossa_runtime.ratelimit.RateLimitInterceptor) right after it (it limits by caller)."""
-    extra = [i for i in (auth, ratelimit) if i is not None]
-    return [tracing.server_interceptor(), ObservabilityInterceptor(service), *extra]
+    chain = [tracing.server_interceptor(), ObservabilityInterceptor(service), auth, ratelimit]
+    return [i for i in chain if i is not None]

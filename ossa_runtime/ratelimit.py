@@ -25,12 +25,12 @@ failure so a dead Redis does not add a timeout to every call.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import ipaddress
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,7 @@ from ossa_runtime import keys
 from ossa_runtime.auth.permissions import ADMIN_ALL, ROLES
 from ossa_runtime.auth.principal import Principal, current_principal
 from ossa_runtime.errors import RateLimited
+from ossa_runtime.interceptors import ScopedInterceptor
 from ossa_runtime.settings import Settings
 
 log = logging.getLogger("ossa.ratelimit")
@@ -162,10 +163,7 @@ class RateLimiter:
         return decide(int(count), int(ttl_ms), limit)
 
 
-Behavior = Callable[..., Any]
-
-
-class RateLimitInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+class RateLimitInterceptor(ScopedInterceptor):
     """Refuses a call over its client's limit; runs after authentication (it needs the principal)."""
 
     def __init__(self, settings: Settings, redis: aioredis.Redis) -> None:
@@ -197,49 +195,11 @@ class RateLimitInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
                 decision.retry_after,
             )
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or method.startswith(EXEMPT_PREFIXES) or not any(v > 0 for v in self.limits.values()):
-            return handler
-        h: Any = handler
-        if h.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary(h.unary_unary, method), h.request_deserializer, h.response_serializer
-            )
-        if h.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                self._unary(h.stream_unary, method), h.request_deserializer, h.response_serializer
-            )
-        if h.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                self._streaming(h.unary_stream, method), h.request_deserializer, h.response_serializer
-            )
-        return grpc.stream_stream_rpc_method_handler(
-            self._streaming(h.stream_stream, method), h.request_deserializer, h.response_serializer
-        )
+    def covers(self, method: str) -> bool:
+        return not method.startswith(EXEMPT_PREFIXES) and any(v > 0 for v in self.limits.values())
 
-    def _unary(self, inner: Behavior, method: str) -> Behavior:
-        async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            await self.check(method, context)
-            return await inner(request, context)
-
-        return behavior
-
-    def _streaming(self, inner: Behavior, method: str) -> Behavior:
-        """A stream counts once, when it opens."""
-
-        async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            await self.check(method, context)
-            result = inner(request, context)
-            if inspect.isasyncgen(result):
-                async for item in result:
-                    yield item
-            elif isinstance(result, Awaitable):
-                await result
-
-        return behavior
+    @asynccontextmanager
+    async def scope(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+        """Counts the call (a stream once, when it opens)."""
+        await self.check(method, context)
+        yield

@@ -8,6 +8,8 @@
 - `server_interceptor()` / `client_interceptors()` come from opentelemetry-instrumentation-grpc:
   the server span continues the caller's `traceparent` (from an agent, another service, or Envoy,
   which forwards REST headers as gRPC metadata); health checks and reflection are not traced.
+  While nothing is exported the server interceptor is left out and `rpc_context` makes a
+  non-recording span current instead (same ids and propagation, ~0.17 ms less CPU per call).
 - `record_span()` writes a span whose id was chosen earlier, with explicit start and end times.
   The orchestrator uses it for spans that outlive any one call: a workflow execution and each
   task attempt are allocated span ids when they start (stored in PostgreSQL, handed to the agent
@@ -16,6 +18,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import secrets
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor, filters
@@ -32,6 +36,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util._decorator import _agnosticcontextmanager
@@ -70,8 +75,13 @@ _state = _State()
 
 
 def new_provider(service: str, processors: Sequence[SpanProcessor] = ()) -> TracerProvider:
-    """A provider for `service` (resource `service.name`) that sends spans to `processors`."""
-    provider = TracerProvider(resource=Resource.create({"service.name": service}), id_generator=_Ids())
+    """A provider for `service` (resource `service.name`) that sends spans to `processors`.
+
+    Without processors nothing is recorded (ALWAYS_OFF): spans still get ids, for the logs and for
+    the `traceparent` sent on, at a fraction of the cost of recording them.
+    """
+    sampler = ParentBased(ALWAYS_ON) if processors else ALWAYS_OFF
+    provider = TracerProvider(resource=Resource.create({"service.name": service}), id_generator=_Ids(), sampler=sampler)
     for processor in processors:
         provider.add_span_processor(processor)
     return provider
@@ -160,9 +170,32 @@ _UNTRACED = filters.negate(
 )
 
 
-def server_interceptor() -> Any:
-    """The server span of every RPC (first in the interceptor chain)."""
+def server_interceptor() -> Any | None:
+    """The recorded server span of every RPC (first in the chain) while spans are exported; None
+    otherwise: then `rpc_context` gives each call its ids for a fraction of the cost (the
+    instrumentation costs ~0.17 ms of CPU per call even when nothing is recorded)."""
+    if not exporting():
+        return None
     return aio_server_interceptor(tracer_provider=_delegate, filter_=_UNTRACED)  # type: ignore[no-untyped-call]
+
+
+def rpc_context(traceparent: str | None) -> object | None:
+    """When no server span is recorded: make a non-recording span the current one for this call,
+    continuing the caller's trace (or starting one), so logs and outgoing calls carry its ids.
+    Returns the token for `end_rpc_context`; None when the recorded server span does the job."""
+    if trace.get_current_span().get_span_context().is_valid:
+        return None
+    parent = trace.get_current_span(context_of(traceparent)).get_span_context() if traceparent else None
+    ids = RandomIdGenerator()
+    trace_id = parent.trace_id if parent is not None and parent.is_valid else ids.generate_trace_id()
+    span = NonRecordingSpan(SpanContext(trace_id=trace_id, span_id=ids.generate_span_id(), is_remote=False))
+    return otel_context.attach(trace.set_span_in_context(span))
+
+
+def end_rpc_context(token: object | None) -> None:
+    if token is not None:
+        with contextlib.suppress(ValueError):  # a streaming call's generator closed from another context
+            otel_context.detach(token)  # type: ignore[arg-type]
 
 
 def client_interceptors() -> list[Any]:

@@ -10,8 +10,8 @@ and its id joins the call's access-log line.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
@@ -23,9 +23,8 @@ from ossa_runtime.auth.principal import Principal, acting_as
 from ossa_runtime.auth.revocation import RevocationStore
 from ossa_runtime.auth.tokens import TokenVerifier
 from ossa_runtime.errors import PermissionDenied, Unauthenticated
+from ossa_runtime.interceptors import ScopedInterceptor
 from ossa_runtime.settings import Settings
-
-Behavior = Callable[..., Any]
 
 
 def bearer_token(context: grpc.aio.ServicerContext[Any, Any]) -> str:
@@ -79,30 +78,7 @@ def _annotate(principal: Principal) -> None:
         ossa_logging.annotate(user_id=principal.sub, token_type=principal.type)
 
 
-def _wrap_unary(inner: Behavior, method: str, auth: Authenticator) -> Behavior:
-    async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        principal, token = await auth.authorize(method, context)
-        with acting_as(principal, token):
-            return await inner(request, context)
-
-    return behavior
-
-
-def _wrap_streaming(inner: Behavior, method: str, auth: Authenticator) -> Behavior:
-    async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-        principal, token = await auth.authorize(method, context)
-        with acting_as(principal, token):
-            result = inner(request, context)
-            if inspect.isasyncgen(result):
-                async for item in result:
-                    yield item
-            elif isinstance(result, Awaitable):
-                await result
-
-    return behavior
-
-
-class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+class AuthInterceptor(ScopedInterceptor):
     """Bearer JWT + permission table on every RPC of a service (see module docstring).
 
     Construction fails with AuthConfigError (naming the OSSA_* variable) when auth is enabled
@@ -117,30 +93,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         so a missing JWT key fails before anything is opened)."""
         self.auth.attach(redis, pool)
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        handler = await continuation(handler_call_details)
-        if handler is None or self.auth.verifier is None:
-            return handler
-        method = handler_call_details.method
-        if required_permission(method) == PUBLIC:
-            return handler
-        h: Any = handler
-        if h.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(h.unary_unary, method, self.auth), h.request_deserializer, h.response_serializer
-            )
-        if h.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(h.stream_unary, method, self.auth), h.request_deserializer, h.response_serializer
-            )
-        if h.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_streaming(h.unary_stream, method, self.auth), h.request_deserializer, h.response_serializer
-            )
-        return grpc.stream_stream_rpc_method_handler(
-            _wrap_streaming(h.stream_stream, method, self.auth), h.request_deserializer, h.response_serializer
-        )
+    def covers(self, method: str) -> bool:
+        return self.auth.verifier is not None and required_permission(method) != PUBLIC
+
+    @asynccontextmanager
+    async def scope(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+        principal, token = await self.auth.authorize(method, context)
+        with acting_as(principal, token):
+            yield

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 TOKEN_TYPES = ("user", "agent", "service")
 REQUIRED_CLAIMS = ("sub", "iss", "aud", "exp", "iat", "jti", "scope", "type")
 CLOCK_SKEW_SECONDS = 5  # leeway for exp/nbf/iat between hosts
+VERIFIED_TTL_SECONDS, VERIFIED_CACHE_SIZE = 60.0, 4096  # TokenVerifier's cache of verified tokens
 
 
 @dataclass(frozen=True)
@@ -113,9 +115,27 @@ class TokenVerifier:
         self.settings = settings
         self.keys = VerificationKeys(settings)
         self.revocations = revocations
+        # Tokens already verified (a client sends the same one on every call): their claims, for at
+        # most VERIFIED_TTL_SECONDS and never past `exp`. Revocation is still checked on every call.
+        self._verified: OrderedDict[str, tuple[Claims, float]] = OrderedDict()
 
     def verify(self, token: str) -> Claims:
         """The token's claims, or `Unauthenticated` saying why it is refused (no revocation check)."""
+        now = time.time()
+        hit = self._verified.get(token)
+        if hit is not None:
+            claims, at = hit
+            if now - at < VERIFIED_TTL_SECONDS and now < claims.exp + CLOCK_SKEW_SECONDS:
+                self._verified.move_to_end(token)
+                return claims
+            del self._verified[token]
+        claims = self._verify(token)
+        self._verified[token] = (claims, now)
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return claims
+
+    def _verify(self, token: str) -> Claims:
         if not token or not token.strip():
             raise Unauthenticated("missing bearer token: send the header 'authorization: Bearer <jwt>'")
         try:

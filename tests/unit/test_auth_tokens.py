@@ -269,3 +269,18 @@ async def test_rs256_via_a_jwks_url(jwks_url: str, jwks_file: Path, keys: dict[s
 def test_claims_payload_shape() -> None:
     claims = Claims("s", "ossa", ("a",), 2, 1, "j", ("agent:read",), "agent", nbf=1)
     assert claims.to_payload()["nbf"] == 1 and claims.to_payload()["aud"] == ["a"]
+
+
+def test_verified_tokens_are_cached_but_not_past_their_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier = TokenVerifier(SETTINGS)
+    token, _ = mint_token(SETTINGS, sub="cached", role="viewer", ttl_seconds=3600)
+    calls: list[str] = []
+    real = verifier._verify
+    monkeypatch.setattr(verifier, "_verify", lambda t: calls.append(t) or real(t))
+    first = verifier.verify(token)
+    assert verifier.verify(token) is first and len(calls) == 1  # the second call is a cache hit
+    later = time.time() + 61  # past the cache's 60 s: verified again
+    monkeypatch.setattr("ossa_runtime.auth.tokens.time.time", lambda: later)
+    assert verifier.verify(token) == first and len(calls) == 2
+    with pytest.raises(Unauthenticated, match="invalid token signature"):
+        verifier.verify(token[:-2] + ("AA" if token[-2:] != "AA" else "BB"))  # a different string is never a hit

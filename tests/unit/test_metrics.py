@@ -236,13 +236,14 @@ async def test_sampled_gauges_are_read_at_each_scrape() -> None:
 async def test_a_failing_or_slow_sample_leaves_its_gauges_out() -> None:
     mode = ["fail"]
     calls = [0]
+    release = asyncio.Event()  # the slow sample runs until released (no race with the clock)
 
     async def sample() -> Mapping[str, float]:
         calls[0] += 1
         if mode[0] == "fail":
             raise ConnectionError("redis is down")
         if mode[0] == "slow":
-            await asyncio.sleep(0.5)
+            await release.wait()
         return {metrics.AGENTS_ACTIVE: 4}
 
     gauges = metrics.SampledGauges([metrics.AGENTS_ACTIVE], sample, timeout=0.2)
@@ -259,6 +260,7 @@ async def test_a_failing_or_slow_sample_leaves_its_gauges_out() -> None:
     await asyncio.sleep(0.1)
     await endpoint.scrape()  # the slow sample still runs: awaited, not started again
     assert calls[0] == before
+    release.set()
     await endpoint.stop()  # waits for the sample in flight
     assert gauges._running is not None and gauges._running.done()
 

@@ -84,3 +84,24 @@ def test_traceparent_round_trip() -> None:
     for bad in ("", None, "garbage", "00-" + "0" * 32 + "-b7ad6b7169203331-01"):
         assert tracing.context_of(bad) is None
     assert tracing.traceparent("", "b7ad6b7169203331") == ""
+
+
+def test_rpc_context_continues_the_callers_trace_without_recording() -> None:
+    assert tracing.server_interceptor() is None  # nothing exported: no instrumentation span per call
+    token = tracing.rpc_context("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    try:
+        trace_id, span_id = tracing.current_ids()
+        assert trace_id == "0af7651916cd43dd8448eb211c80319c" and span_id not in ("", "b7ad6b7169203331")
+        assert tracing.rpc_context(None) is None  # already inside a call's span
+    finally:
+        tracing.end_rpc_context(token)
+    assert tracing.current_ids() == ("", "")
+    token = tracing.rpc_context("garbage")
+    try:
+        assert len(tracing.current_ids()[0]) == 32  # a new trace
+    finally:
+        tracing.end_rpc_context(token)
+
+
+def test_server_interceptor_records_while_exporting(spans: InMemorySpanExporter) -> None:
+    assert tracing.server_interceptor() is not None
