@@ -1,46 +1,15 @@
-"""PostgreSQL rows → protobuf messages."""
+"""PostgreSQL rows → protobuf messages (Workflow is shared with search: ossa_runtime.messages)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
-
-from google.protobuf import struct_pb2, timestamp_pb2
 
 from ossa.orchestrator.v1 import orchestrator_pb2 as pb
 from ossa_runtime import tracing
-
-
-def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
-
-def struct(value: dict[str, Any] | None) -> struct_pb2.Struct:
-    s = struct_pb2.Struct()
-    s.update(value or {})
-    return s
-
-
-def _times(message: Any, row: Any, *names: str) -> None:
-    for name in names:
-        if row[name] is not None:
-            getattr(message, name).CopyFrom(timestamp(row[name]))
-
-
-def workflow(row: Any) -> pb.Workflow:
-    out = pb.Workflow(
-        id=row["id"],
-        name=row["name"],
-        version=row["version"],
-        description=row["description"],
-        definition=struct(row["definition"]),
-        status=row["status"],  # enum value names are the stored strings
-    )
-    _times(out, row, "created_at", "updated_at")
-    return out
+from ossa_runtime.messages import set_times, struct
+from ossa_runtime.messages import timestamp as timestamp
+from ossa_runtime.messages import workflow_message as workflow
 
 
 def execution(row: Any) -> pb.Execution:
@@ -55,7 +24,7 @@ def execution(row: Any) -> pb.Execution:
         priority=row["priority"] or 0,
         trace_id=row.get("trace_id") or "",
     )
-    _times(out, row, "started_at", "completed_at")
+    set_times(out, row, "started_at", "completed_at")
     return out
 
 
@@ -81,7 +50,7 @@ def task(row: Any, attempts: Sequence[Any] = ()) -> pb.Task:
         routing_score=row["routing_score"] or 0.0,
         routing_note=row["routing_note"] or "",
     )
-    _times(out, row, "started_at", "completed_at", "lease_expires_at")
+    set_times(out, row, "started_at", "completed_at", "lease_expires_at")
     for a in attempts:
         attempt = out.attempts.add(
             attempt=a["attempt"],
@@ -91,7 +60,7 @@ def task(row: Any, attempts: Sequence[Any] = ()) -> pb.Task:
             error=a["error"] or "",
             late_results=a["late_results"],
         )
-        _times(attempt, a, "started_at", "finished_at")
+        set_times(attempt, a, "started_at", "finished_at")
     return out
 
 
@@ -109,5 +78,8 @@ def assignment(row: Any) -> pb.Assignment:
         traceparent=tracing.traceparent(row.get("trace_id") or "", row.get("trace_span_id") or ""),
         capability_query=row["capability_query"] or "",
     )
-    _times(out, row, "lease_expires_at")
+    set_times(out, row, "lease_expires_at")
     return out
+
+
+__all__ = ["assignment", "execution", "struct", "task", "timestamp", "workflow"]

@@ -25,6 +25,7 @@ or a running platform.
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
 import os
@@ -39,9 +40,11 @@ from pathlib import Path
 from typing import Any
 
 from ossa_cli import backup_stores as stores
+from ossa_cli import credentials
 from ossa_cli.credentials import SECRET_FILE
 from ossa_cli.embedded import EmbeddedServerError
 from ossa_cli.postgres import EmbeddedPostgres
+from ossa_cli.token import TOKEN_ENV
 from ossa_runtime.settings import PREFIX, Settings, SettingsError
 
 PROG = "ossa"
@@ -170,9 +173,16 @@ def _collect(settings: Settings, staging: Path, running: bool) -> dict[str, Any]
         manifest["qdrant"] = {"backend": "server", "points": stores.dump_server_vectors(settings, staging / "qdrant")}
     else:
         (staging / "qdrant").mkdir()
+        points = None
+        if running:
+            bearer = os.environ.get(TOKEN_ENV, "") or credentials.read_admin_token(settings.data_dir)
+            points = stores.snapshot_embedded_vectors(settings, bearer, staging / "qdrant")
         manifest["qdrant"] = {
             "backend": "embedded",
-            "points": stores.copy_embedded_vectors(settings.data_dir, staging / "qdrant"),
+            "snapshot": "search service" if points is not None else "file copy",
+            "points": points
+            if points is not None
+            else stores.copy_embedded_vectors(settings.data_dir, staging / "qdrant"),
         }
     secret = settings.data_dir / SECRET_FILE
     if secret.is_file():
@@ -264,6 +274,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def verify_and_extract(archive: Path, dest: Path) -> dict[str, Any]:
     """Extract into `dest` (a scratch directory) checking every member against the manifest."""
     try:
+        # The whole gzip stream first: its CRC covers every byte, the tar's padding included (tarfile
+        # stops reading at the end-of-archive marker and never checks it).
+        with gzip.open(archive, "rb") as stream:
+            while stream.read(1 << 20):
+                pass
         with tarfile.open(archive, mode="r:gz") as tar:
             names = tar.getnames()
             if not names or names[0] != MANIFEST:

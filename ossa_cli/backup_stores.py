@@ -7,8 +7,9 @@
   running or a remote server. An embedded server is restored by loading the RDB into a Valkey
   started without its append-only file, then switching the AOF on (Valkey rewrites it from the
   data set) before `ossa up` takes over.
-- Vectors: the embedded qdrant-edge shards are copied file by file (a live copy is consistent:
-  the shard's WAL replays when it is opened), then opened to be counted; with OSSA_QDRANT_URL the
+- Vectors: a running search service copies its embedded qdrant-edge shards itself
+  (SearchService/Snapshot: flushed, writes held while copying); a stopped platform's shards are
+  copied file by file. Either copy is opened to be counted; with OSSA_QDRANT_URL the
   points are scrolled out (`snapshot`) and upserted back (`restore_jsonl`).
 """
 
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
+
+import grpc
 
 from ossa_cli.embedded import EmbeddedServerError, serving
 from ossa_cli.ports import free_port
@@ -286,8 +289,52 @@ def _swap_in(staged: Path, live: Path) -> None:
 # Vectors -----------------------------------------------------------------------------------------
 
 
+def snapshot_embedded_vectors(
+    settings: Settings, bearer: str, dest: Path, timeout: float = 300.0
+) -> dict[str, int] | None:
+    """Ask the running search service for a consistent copy of its shards (SearchService/Snapshot:
+    it flushes each one and holds its writes while copying) and move it to dest/<collection>.
+    None when the service cannot be asked (not running, or no token): copy the files instead."""
+    from ossa.search.v1 import search_pb2, search_pb2_grpc
+    from ossa_runtime import tls
+    from ossa_runtime.auth.client import bearer_metadata
+
+    if not bearer:
+        return None
+
+    async def ask() -> search_pb2.SnapshotResponse:
+        async with tls.channel(settings, settings.search_target) as channel:
+            stub = search_pb2_grpc.SearchServiceStub(channel)
+            reply: search_pb2.SnapshotResponse = await stub.Snapshot(
+                search_pb2.SnapshotRequest(), metadata=bearer_metadata(bearer), timeout=timeout
+            )
+            return reply
+
+    try:
+        reply = asyncio.run(ask())
+    except grpc.aio.AioRpcError as err:
+        if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNIMPLEMENTED):
+            return None
+        raise BackupError(
+            f"qdrant: the search service refused a snapshot: {err.code().name}: {err.details()}"
+        ) from None
+    snapshot = Path(reply.directory)
+    try:
+        for name in reply.points:
+            shutil.move(str(snapshot / name), str(dest / name))
+    finally:
+        shutil.rmtree(snapshot, ignore_errors=True)
+    counts = {name: count_shard(dest / name) for name in reply.points}
+    if counts != dict(reply.points):
+        raise BackupError(
+            f"qdrant: the snapshot holds {counts} points, the search service reported {dict(reply.points)}"
+        )
+    return counts
+
+
 def copy_embedded_vectors(data_dir: Path, dest: Path) -> dict[str, int]:
-    """Copy each collection's shard to dest/<collection>, then open the copies to count the points."""
+    """Copy each collection's shard to dest/<collection>, then open the copies to count the points
+    (a stopped platform, or no search service to ask)."""
     source = data_dir / "qdrant"
     present = [name for name in COLLECTIONS if (source / name / "edge_config.json").exists()]
     for name in present:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from ossa_search.embed import Embedder, fit
 from ossa_search.store import COLLECTIONS, Filter, Hit, Point, VectorStore
@@ -36,3 +37,12 @@ class VectorIndex:
     async def query(self, collection: str, text: str, *, limit: int, where: Filter | None = None) -> list[Hit]:
         vector = fit(await self.embedder.embed([text], query=True), dimension(collection))[0]
         return await self.store.search(collection, vector, limit=limit, filter=where)
+
+    async def snapshot(self, dest: Path) -> dict[str, int]:
+        """Copy every collection into dest/<collection> (the store flushes and holds its writes
+        meanwhile); returns the points copied per collection."""
+        counts = {}
+        for name in COLLECTIONS:
+            await self.store.snapshot(name, dest)
+            counts[name] = await self.store.count(name)
+        return counts

@@ -8,6 +8,7 @@ calls SearchAgents.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ossa.search.v1 import search_pb2, search_pb2_grpc
 from ossa_runtime import tls
@@ -38,6 +39,11 @@ class Parts:
     index: VectorIndex
     indexer: Indexer
     outbox: Outbox
+
+
+def snapshot_dir(settings: Settings) -> Path | None:
+    """Where Snapshot copies the embedded shards (None with a Qdrant server: nothing local to copy)."""
+    return None if settings.qdrant_url else settings.data_dir / "qdrant-snapshots"
 
 
 async def build_server(settings: Settings, port: int | None = None) -> tuple[ServiceHost, int]:
@@ -90,7 +96,7 @@ async def build_service(
     host.add_service(
         SERVICE_NAME,
         search_pb2_grpc.add_SearchServiceServicer_to_server,
-        SearchServicer(sources, index, indexer, KnowledgeStore(pool)),
+        SearchServicer(sources, index, indexer, KnowledgeStore(pool), snapshot_dir(settings)),
     )
     watch = datastore_watch(host.set_serving, pool, redis, settings)
 

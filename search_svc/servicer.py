@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import grpc
 
-from orchestrator_svc.convert import workflow as workflow_from_row
 from ossa.search.v1 import search_pb2 as pb
 from ossa.search.v1 import search_pb2_grpc
+from ossa_runtime.errors import FailedPrecondition
 from ossa_runtime.http import CREATED, NO_CONTENT, set_http_status
+from ossa_runtime.messages import agent_message as agent_from_row
+from ossa_runtime.messages import timestamp
+from ossa_runtime.messages import workflow_message as workflow_from_row
 from ossa_search.chunk import chunk
 from ossa_search.store import Filter, Hit, MatchValue
-from registry_svc.convert import agent_from_row, timestamp
 from search_svc import validation
 from search_svc.documents import AGENTS, KNOWLEDGE, WORKFLOWS
 from search_svc.index import VectorIndex
@@ -62,11 +67,19 @@ def _chunk(row: Row) -> pb.KnowledgeChunk:
 
 
 class SearchServicer(search_pb2_grpc.SearchServiceServicer):
-    def __init__(self, sources: Sources, index: VectorIndex, indexer: Indexer, knowledge: KnowledgeStore) -> None:
+    def __init__(
+        self,
+        sources: Sources,
+        index: VectorIndex,
+        indexer: Indexer,
+        knowledge: KnowledgeStore,
+        snapshots: Path | None = None,
+    ) -> None:
         self.sources = sources
         self.index = index
         self.indexer = indexer
         self.knowledge = knowledge
+        self.snapshots = snapshots  # where Snapshot writes (None: the store is a Qdrant server)
 
     async def SearchAgents(self, request: pb.SearchAgentsRequest, context: Context) -> pb.SearchAgentsResponse:
         q = validation.parse_agent_query(request)
@@ -140,6 +153,17 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         log.info("knowledge deleted", extra={"metadata": {"document_id": document_id}})
         await set_http_status(context, NO_CONTENT)
         return pb.DeleteKnowledgeResponse()
+
+    async def Snapshot(self, request: pb.SnapshotRequest, context: Context) -> pb.SnapshotResponse:
+        if self.snapshots is None:
+            raise FailedPrecondition(
+                "the vector store is a Qdrant server: `ossa backup` dumps its points through the server instead"
+            )
+        self.snapshots.mkdir(parents=True, exist_ok=True)
+        dest = Path(tempfile.mkdtemp(prefix=datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-"), dir=self.snapshots))
+        counts = await self.index.snapshot(dest)
+        log.info("vector store snapshot", extra={"metadata": {"directory": str(dest), "points": counts}})
+        return pb.SnapshotResponse(directory=str(dest), points=counts)
 
     async def Reindex(self, request: pb.ReindexRequest, context: Context) -> pb.ReindexResponse:
         counts = await self.indexer.reindex()

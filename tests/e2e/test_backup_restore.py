@@ -200,6 +200,8 @@ def test_backup_wipe_restore_brings_everything_back(platform: Platform, tmp_path
     assert {"postgres/ossa_isolated.dump", "redis/dump.rdb", "secrets/jwt.secret"} <= names
     assert set(manifest["members"]) == names - {"manifest.json"}
     assert manifest["qdrant"]["backend"] == "embedded" and manifest["qdrant"]["points"]["agents"] >= 3
+    assert manifest["qdrant"]["snapshot"] == "search service"  # consistent: copied by the running owner
+    assert not any((platform.data_dir / "qdrant-snapshots").iterdir())  # its copy was moved, not left behind
     assert manifest["postgres"]["rows"]["executions"] == len(rows["executions"])
 
     assert platform.stop() == 0

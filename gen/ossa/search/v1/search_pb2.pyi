@@ -155,3 +155,22 @@ class ReindexResponse(_message.Message):
     workflows: int
     knowledge_chunks: int
     def __init__(self, agents: _Optional[int] = ..., workflows: _Optional[int] = ..., knowledge_chunks: _Optional[int] = ...) -> None: ...
+
+class SnapshotRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SnapshotResponse(_message.Message):
+    __slots__ = ("directory", "points")
+    class PointsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    DIRECTORY_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    directory: str
+    points: _containers.ScalarMap[str, int]
+    def __init__(self, directory: _Optional[str] = ..., points: _Optional[_Mapping[str, int]] = ...) -> None: ...

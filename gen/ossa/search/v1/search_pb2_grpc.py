@@ -62,6 +62,11 @@ class SearchServiceStub:
                 request_serializer=ossa_dot_search_dot_v1_dot_search__pb2.DeleteKnowledgeRequest.SerializeToString,
                 response_deserializer=ossa_dot_search_dot_v1_dot_search__pb2.DeleteKnowledgeResponse.FromString,
                 _registered_method=True)
+        self.Snapshot = channel.unary_unary(
+                '/ossa.search.v1.SearchService/Snapshot',
+                request_serializer=ossa_dot_search_dot_v1_dot_search__pb2.SnapshotRequest.SerializeToString,
+                response_deserializer=ossa_dot_search_dot_v1_dot_search__pb2.SnapshotResponse.FromString,
+                _registered_method=True)
         self.Reindex = channel.unary_unary(
                 '/ossa.search.v1.SearchService/Reindex',
                 request_serializer=ossa_dot_search_dot_v1_dot_search__pb2.ReindexRequest.SerializeToString,
@@ -112,6 +117,14 @@ class SearchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Snapshot(self, request, context):
+        """Snapshot writes a consistent copy of every collection of the embedded vector store under the
+        service's data directory, for `ossa backup` on the same host (admin only; gRPC only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Reindex(self, request, context):
         """Reindex rebuilds every collection from PostgreSQL (admin only).
         """
@@ -146,6 +159,11 @@ def add_SearchServiceServicer_to_server(servicer, server):
                     servicer.DeleteKnowledge,
                     request_deserializer=ossa_dot_search_dot_v1_dot_search__pb2.DeleteKnowledgeRequest.FromString,
                     response_serializer=ossa_dot_search_dot_v1_dot_search__pb2.DeleteKnowledgeResponse.SerializeToString,
+            ),
+            'Snapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.Snapshot,
+                    request_deserializer=ossa_dot_search_dot_v1_dot_search__pb2.SnapshotRequest.FromString,
+                    response_serializer=ossa_dot_search_dot_v1_dot_search__pb2.SnapshotResponse.SerializeToString,
             ),
             'Reindex': grpc.unary_unary_rpc_method_handler(
                     servicer.Reindex,
@@ -291,6 +309,33 @@ class SearchService:
             '/ossa.search.v1.SearchService/DeleteKnowledge',
             ossa_dot_search_dot_v1_dot_search__pb2.DeleteKnowledgeRequest.SerializeToString,
             ossa_dot_search_dot_v1_dot_search__pb2.DeleteKnowledgeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Snapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ossa.search.v1.SearchService/Snapshot',
+            ossa_dot_search_dot_v1_dot_search__pb2.SnapshotRequest.SerializeToString,
+            ossa_dot_search_dot_v1_dot_search__pb2.SnapshotResponse.FromString,
             options,
             channel_credentials,
             insecure,
