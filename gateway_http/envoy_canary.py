@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from gateway_http.envoy_addresses import cluster_type
 from ossa_runtime.settings import Settings
 from ossa_runtime.topology import SERVICES
 
@@ -212,18 +213,7 @@ def _routes(config: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
 def _set_endpoint(cluster: dict[str, Any], host: str, port: int) -> None:
     endpoint = {"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}}
     cluster["load_assignment"] = {"cluster_name": cluster["name"], "endpoints": [{"lb_endpoints": [endpoint]}]}
-    if not _is_ip(host):
-        cluster["type"] = "STRICT_DNS"
-
-
-def _is_ip(host: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+    cluster["type"] = cluster_type([host])
 
 
 def retarget_upstreams(config: dict[str, Any], settings: Settings) -> dict[str, Any]:

@@ -10,7 +10,6 @@ adding a service to protos/ and regenerating gen/ is enough for Envoy to serve i
 from __future__ import annotations
 
 import importlib.metadata
-import ipaddress
 import json
 import os
 import re
@@ -27,6 +26,7 @@ from google.api import annotations_pb2  # type: ignore[import-untyped]
 from google.protobuf import descriptor_pb2
 
 from gateway_http.console_routes import render_console
+from gateway_http.envoy_addresses import cluster_type, loopback
 from gateway_http.envoy_tls import listener_transport_socket, upstream_transport_socket
 from gateway_http.envoy_tracing import access_trace_id, collector_cluster, hcm_tracing
 from ossa_runtime.settings import Settings
@@ -195,20 +195,6 @@ def _yaml(value: object) -> str:
     return json.dumps(value)
 
 
-def _loopback(host: str) -> str:
-    """Services bind `host`; Envoy must dial a concrete address, not a wildcard."""
-    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-
-
-def _cluster_type(hosts: Iterable[str]) -> str:
-    try:
-        for host in hosts:
-            ipaddress.ip_address(host)
-    except ValueError:
-        return "STRICT_DNS"
-    return "STATIC"
-
-
 def _endpoints(targets: Sequence[tuple[str, int]]) -> str:
     return _yaml(
         [{"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}} for host, port in targets]
@@ -320,8 +306,8 @@ def render_envoy_config(
     _write_if_changed(openapi_path, openapi)
     _write_if_changed(lua_path, template_dir.joinpath(LUA_NAME).read_bytes())
 
-    upstream_host = _loopback(settings.host)
-    targets = [(_loopback(h), p) for h, p in (registry_targets or [(settings.host, settings.registry_port)])]
+    upstream_host = loopback(settings.host)
+    targets = [(loopback(h), p) for h, p in (registry_targets or [(settings.host, settings.registry_port)])]
     if not targets:
         raise ValueError("registry_targets is empty")
     services = ossa_services(descriptor)
@@ -333,12 +319,12 @@ def render_envoy_config(
         "gateway_port": str(settings.gateway_port),
         "admin_port": str(settings.envoy_admin_port),
         "upstream_host": upstream_host,
-        "upstream_cluster_type": _cluster_type([upstream_host]),
+        "upstream_cluster_type": cluster_type([upstream_host]),
         "gateway_grpc_port": str(settings.gateway_grpc_port),
         "orchestrator_port": str(settings.orchestrator_port),
         "monitoring_port": str(settings.monitoring_port),
         "search_port": str(settings.search_port),
-        "registry_cluster_type": _cluster_type(h for h, _ in targets),
+        "registry_cluster_type": cluster_type(h for h, _ in targets),
         "registry_endpoints": _endpoints(targets),
         "descriptor_path": _yaml(str(descriptor_path)),
         "openapi_path": _yaml(str(openapi_path)),

@@ -10,9 +10,9 @@ transcoder forwards request headers as gRPC metadata), so the services still con
 
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import urlsplit
 
+from gateway_http.envoy_addresses import cluster_type
 from ossa_runtime.settings import Settings, SettingsError
 
 CLUSTER = "otlp_collector"
@@ -59,7 +59,7 @@ def collector_cluster(settings: Settings) -> list[str]:
     host, port, tls = target
     lines = [
         f"- name: {CLUSTER}",
-        "  type: STRICT_DNS" if not _is_ip(host) else "  type: STATIC",
+        f"  type: {cluster_type([host])}",
         "  connect_timeout: 1s",
         "  dns_lookup_family: V4_PREFERRED",
         "  typed_extension_protocol_options:",
@@ -81,11 +81,3 @@ def collector_cluster(settings: Settings) -> list[str]:
             f"      sni: {host}",
         ]
     return lines
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
