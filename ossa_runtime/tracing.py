@@ -24,7 +24,7 @@ import logging
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +48,7 @@ log = logging.getLogger("ossa.tracing")
 INSTRUMENTATION = "ossa"
 EXPORTERS = ("none", "otlp", "console")
 _propagator = TraceContextTextMapPropagator()
+_RANDOM = RandomIdGenerator()
 _forced_span_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("ossa_forced_span_id", default=None)
 
 
@@ -55,7 +56,7 @@ class _Ids(IdGenerator):
     """Random ids, except a span id chosen in advance (see `record_span`)."""
 
     def __init__(self) -> None:
-        self._random = RandomIdGenerator()
+        self._random = _RANDOM
 
     def generate_span_id(self) -> int:
         forced = _forced_span_id.get()
@@ -69,6 +70,7 @@ class _Ids(IdGenerator):
 class _State:
     provider: TracerProvider | None = None
     exporting: bool = False
+    tracers: dict[str, trace.Tracer] = field(default_factory=dict)  # of `provider`, by name
 
 
 _state = _State()
@@ -92,6 +94,7 @@ def install(provider: TracerProvider, exporting: bool) -> None:
     if _state.provider is not None and _state.provider is not provider:
         _state.provider.shutdown()
     _state.provider, _state.exporting = provider, exporting
+    _state.tracers.clear()
 
 
 def exporter(settings: Settings) -> SpanExporter | None:
@@ -124,6 +127,7 @@ def shutdown() -> None:
     if _state.provider is not None:
         _state.provider.shutdown()
         _state.provider, _state.exporting = None, False
+        _state.tracers.clear()
 
 
 def provider() -> TracerProvider:
@@ -133,6 +137,14 @@ def provider() -> TracerProvider:
     return _state.provider
 
 
+def _tracer_for(name: str) -> trace.Tracer:
+    """The installed provider's tracer for `name`, made once (spans start on every call)."""
+    found = _state.tracers.get(name)
+    if found is None:
+        found = _state.tracers[name] = provider().get_tracer(name)
+    return found
+
+
 class _Tracer(trace.Tracer):
     """Starts spans with whatever provider is installed at that moment (tests swap providers)."""
 
@@ -140,11 +152,11 @@ class _Tracer(trace.Tracer):
         self._name = name
 
     def start_span(self, *args: Any, **kwargs: Any) -> trace.Span:
-        return provider().get_tracer(self._name).start_span(*args, **kwargs)
+        return _tracer_for(self._name).start_span(*args, **kwargs)
 
     @_agnosticcontextmanager
     def start_as_current_span(self, *args: Any, **kwargs: Any) -> Iterator[trace.Span]:
-        with provider().get_tracer(self._name).start_as_current_span(*args, **kwargs) as span:
+        with _tracer_for(self._name).start_as_current_span(*args, **kwargs) as span:
             yield span
 
 
@@ -186,9 +198,8 @@ def rpc_context(traceparent: str | None) -> object | None:
     if trace.get_current_span().get_span_context().is_valid:
         return None
     parent = trace.get_current_span(context_of(traceparent)).get_span_context() if traceparent else None
-    ids = RandomIdGenerator()
-    trace_id = parent.trace_id if parent is not None and parent.is_valid else ids.generate_trace_id()
-    span = NonRecordingSpan(SpanContext(trace_id=trace_id, span_id=ids.generate_span_id(), is_remote=False))
+    trace_id = parent.trace_id if parent is not None and parent.is_valid else _RANDOM.generate_trace_id()
+    span = NonRecordingSpan(SpanContext(trace_id=trace_id, span_id=_RANDOM.generate_span_id(), is_remote=False))
     return otel_context.attach(trace.set_span_in_context(span))
 
 
