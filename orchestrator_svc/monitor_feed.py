@@ -63,7 +63,7 @@ class MonitorFeed:
         self.seen_durations = 0
 
     def observe(self, outcome: Outcome) -> None:
-        """Count what a committed change ended (Effects.on_outcome)."""
+        """Count what a committed change ended (an Effects observer)."""
         now = time.time()
         for end in outcome.ended:
             if end.final is not None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import asyncpg
 import redis.asyncio as aioredis
 
+from orchestrator_svc.engine import Outcome
 from orchestrator_svc.events import EventHub, agent_wake_key
 from orchestrator_svc.work import is_live
 
@@ -51,6 +52,12 @@ class Router:
         self.hub = hub
         self.matcher = matcher
         self.min_score = min_score
+        self.kick: Callable[[], None] = lambda: None  # set to the routing job's kick (server.py)
+
+    def observe(self, outcome: Outcome) -> None:
+        """Effects observer: route new capability_query tasks now rather than at the next tick."""
+        if any(r["capability_query"] for r in outcome.created):
+            self.kick()
 
     async def route(self) -> int:
         """Route up to BATCH waiting tasks; returns how many got an agent."""

@@ -30,6 +30,7 @@ from ossa_runtime.ratelimit import RateLimitInterceptor
 from ossa_runtime.redis import create_redis
 from ossa_runtime.server import ServiceHost
 from ossa_runtime.settings import Settings
+from ossa_runtime.topology import MONITORING
 
 SERVICE_NAME = orchestrator_pb2.DESCRIPTOR.services_by_name["OrchestratorService"].full_name
 MIRROR_CHECK_EVERY = 10  # sweeps
@@ -77,18 +78,18 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
     matcher = search_matcher(search_pb2_grpc.SearchServiceStub(search_channel))
     router = Router(pool, redis, hub, matcher, settings.routing_min_score)
     routing = Periodic("capability-router", settings.routing_poll_seconds, router.route)
-    effects.on_routable = routing.kick
+    router.kick = routing.kick
     # Task throughput, attempt durations and queue depth for the console's charts (agent:write only).
     feed_token = ServiceToken(settings, "orchestrator", [AGENT_WRITE])
-    monitoring_target = f"{settings.monitoring_host or settings.host}:{settings.monitoring_port}"
-    monitoring_channel = tls.channel(settings, monitoring_target, interceptors=bearer_interceptors(feed_token))
+    feed_auth = bearer_interceptors(feed_token)
+    monitoring_channel = tls.channel(settings, MONITORING.target(settings), interceptors=feed_auth)
     monitoring = monitoring_pb2_grpc.MonitoringServiceStub(monitoring_channel)
 
     async def ingest(points: Sequence[monitoring_pb2.MetricPoint]) -> None:
         await monitoring.IngestMetrics(monitoring_pb2.IngestMetricsRequest(metrics=points), timeout=10)
 
     feed = MonitorFeed(pool, redis, ingest, settings.monitor_feed_seconds)
-    effects.on_outcome = feed.observe
+    effects.observers += [router.observe, feed.observe]
     feeding = Periodic("monitor-feed", settings.monitor_feed_seconds, feed.run)
     host = ServiceHost(
         "orchestrator",

@@ -38,12 +38,14 @@ class Effects:
         self.mirror = mirror
         self.hub = hub
         self.pool = pool
-        self.on_routable: Callable[[], None] = lambda: None  # capability_query tasks were queued
-        self.on_outcome: Callable[[Outcome], None] = lambda _: None  # the console's series (monitor_feed.py)
+        # Told of every committed change: the router (new capability_query tasks) and the console's
+        # series (monitor_feed.py).
+        self.observers: list[Callable[[Outcome], None]] = []
 
     async def apply(self, outcome: Outcome, ended: tuple[str, str] | None = None) -> None:
         telemetry.record(outcome)
-        self.on_outcome(outcome)
+        for observe in self.observers:
+            observe(outcome)
         await traces.record(self.pool, outcome)
         if ended is not None:
             await self.mirror.ended(*ended)
@@ -56,8 +58,6 @@ class Effects:
             await self.mirror.ended(revoked.task_id, "failed")
         if outcome.created:
             await self.mirror.queued(outcome.created)
-            if any(r["capability_query"] for r in outcome.created):
-                self.on_routable()
         if outcome.execution is not None:
             await self.mirror.execution(outcome.execution)
         await self.hub.revoke(outcome.revoked)
