@@ -37,6 +37,7 @@ SUCCESS_STATUS: dict[str, int] = {
     "ossa.registry.v1.AgentRegistryService.CreateAgent": 201,
     "ossa.registry.v1.AgentRegistryService.DeleteAgent": 204,
     "ossa.orchestrator.v1.OrchestratorService.StartExecution": 202,
+    "ossa.orchestrator.v1.OrchestratorService.StartExecutions": 202,
     "ossa.monitoring.v1.MonitoringService.IngestMetrics": 202,
     "ossa.search.v1.SearchService.AddKnowledge": 201,
     "ossa.auth.v1.AuthService.RevokeApiKey": 204,

@@ -1,122 +1,39 @@
-"""Executions: start a run, advance it as tasks complete, fail it, cancel it.
+"""Executions: fail a task (retry or fail the run), expire leases, cancel, and read executions.
 
-Tasks are created when their step becomes ready (all dependencies completed), with the input
-`{"params": step.input, "context": execution.context, "upstream": {dep: output}}`. The execution
-row is locked (`FOR UPDATE`) while it advances, so concurrent completions of sibling steps create
-each downstream task exactly once, also across orchestrator processes.
+Starting runs is orchestrator_svc/starts.py, completing tasks orchestrator_svc/completions.py
+(both batched). Failures are batched too: one transaction per batch, each failure released in it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from dataclasses import dataclass
 
 import asyncpg
 
-from orchestrator_svc.definition import Definition, Step
-from orchestrator_svc.leases import TASK_COLUMNS, LeaseStore, Released, TaskEnd
-from orchestrator_svc.workflows import WorkflowStore
+from orchestrator_svc.leases import TASK_COLUMNS, LeaseStore, Report
+from orchestrator_svc.outcome import Outcome, Released, Revoked, Row, TaskEnd
+from orchestrator_svc.starts import EXECUTION_COLUMNS
 from ossa_runtime.errors import FailedPrecondition, NotFound
-from ossa_runtime.tracing import new_span_id
 
-Row: TypeAlias = Any  # asyncpg.Record
-EXECUTION_COLUMNS = """id::text AS id, workflow_id::text AS workflow_id, status, started_at, completed_at,
-    context, results, error, retry_count, priority, trace_id, trace_parent_span_id, trace_span_id"""
 FINAL = ("completed", "failed", "cancelled")
+__all__ = ["FINAL", "ExecutionEngine", "Failure", "Outcome", "Revoked"]
 
 
 @dataclass(frozen=True)
-class Revoked:
-    """A lease taken away from an agent (its task was cancelled or its execution failed)."""
+class Failure:
+    """A failure report about one lease; `agent_id` set when an agent token may act only as itself."""
 
     task_id: str
-    agent_id: str
-    fencing_token: int
-    reason: str
-
-
-@dataclass
-class Outcome:
-    """What a state change did, for the Redis mirror, the agents' streams and the metrics."""
-
-    execution: Row | None = None
-    created: list[Row] = field(default_factory=list)
-    revoked: list[Revoked] = field(default_factory=list)
-    released: Released | None = None
-    ended: list[TaskEnd] = field(default_factory=list)
-    closed: bool = False  # this change moved the execution to a final status
+    token: int
+    error: str
+    retryable: bool
+    agent_id: str | None = None
 
 
 class ExecutionEngine:
-    def __init__(self, pool: asyncpg.Pool, workflows: WorkflowStore, leases: LeaseStore) -> None:
+    def __init__(self, pool: asyncpg.Pool, leases: LeaseStore) -> None:
         self.pool = pool
-        self.workflows = workflows
         self.leases = leases
-
-    async def _definition(self, conn: asyncpg.Connection, workflow_id: str) -> Definition:
-        cached = self.workflows.cached_definition(workflow_id)
-        if cached is not None:
-            return cached
-        raw = await conn.fetchval("SELECT definition FROM workflows WHERE id = $1", workflow_id)
-        return self.workflows.definition(workflow_id, raw)
-
-    async def _create_tasks(
-        self, conn: asyncpg.Connection, execution: Row, steps: list[Step], upstream: dict[str, Any]
-    ) -> list[Row]:
-        created = []
-        for step in steps:
-            task_input = {
-                "params": step.input,
-                "context": execution["context"] or {},
-                "upstream": {dep: upstream[dep] for dep in step.depends_on},
-            }
-            row = await conn.fetchrow(
-                f"""INSERT INTO tasks AS t (execution_id, name, status, priority, input, timeout_seconds,
-                                           capability, agent_type, max_retries, lease_seconds,
-                                           capability_query, routing_min_score)
-                    VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                    ON CONFLICT (execution_id, name) DO NOTHING
-                    RETURNING {TASK_COLUMNS}""",
-                execution["id"], step.id, execution["priority"] or step.priority, task_input,
-                step.timeout_seconds, step.capability, step.agent_type, step.max_retries, step.lease_seconds,
-                step.capability_query or None, step.min_score,
-            )  # fmt: skip
-            if row is not None:
-                created.append(row)
-        return created
-
-    async def start(
-        self,
-        workflow: Row,
-        context: dict[str, Any],
-        priority: int | None,
-        idempotency_key: str | None,
-        trace: tuple[str, str] = ("", ""),
-    ) -> tuple[Row, list[Row], bool]:
-        """Create the execution and its root tasks; returns (execution, tasks, created_now).
-
-        `trace`: (trace_id, span_id) of the call that started it, the parent of the execution's span.
-        """
-        trace_id, parent_span_id = trace
-        if workflow["status"] != "published":
-            raise FailedPrecondition(f"workflow {workflow['id']} is {workflow['status']}: only published workflows run")
-        definition = self.workflows.definition(workflow["id"], workflow["definition"])
-        async with self.pool.acquire() as conn, conn.transaction():
-            execution: Row | None = await conn.fetchrow(
-                f"""INSERT INTO executions (workflow_id, status, context, priority, idempotency_key,
-                                            trace_id, trace_parent_span_id, trace_span_id)
-                    VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7)
-                    ON CONFLICT (idempotency_key) DO NOTHING RETURNING {EXECUTION_COLUMNS}""",
-                workflow["id"], context, priority, idempotency_key, trace_id or None, parent_span_id or None,
-                new_span_id() if trace_id else None,
-            )  # fmt: skip
-            if execution is None:  # the key was used before: the same execution, never a second one
-                existing: Row = await conn.fetchrow(
-                    f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE idempotency_key = $1", idempotency_key
-                )
-                return existing, [], False
-            tasks = await self._create_tasks(conn, execution, definition.roots(), {})
-        return execution, tasks, True
 
     async def get(self, execution_id: str) -> Row:
         row: Row | None = await self.pool.fetchrow(
@@ -148,7 +65,7 @@ class ExecutionEngine:
         )  # fmt: skip
         revoked = [Revoked(r["id"], r["agent_id"], r["fencing_token"], reason) for r in rows if r["agent_id"]]
         ended = [
-            TaskEnd(r["capability"], "cancelled", r["seconds"], "failed", r["id"], r["fencing_token"])
+            TaskEnd(r["capability"], "cancelled", r["seconds"], "failed", r["id"], r["fencing_token"], r["agent_id"])
             if r["agent_id"]
             else TaskEnd(r["capability"], None, None, "failed")
             for r in rows
@@ -170,43 +87,31 @@ class ExecutionEngine:
              RETURNING {EXECUTION_COLUMNS}""",
             execution_id, error,
         )  # fmt: skip
-        return Outcome(execution=execution, revoked=revoked, ended=ended, closed=execution is not None)
+        closed = [execution] if execution is not None else []
+        return Outcome(executions=closed, closed=closed, revoked=revoked, ended=ended)
 
-    async def complete(self, task_id: str, token: int, output: dict[str, Any]) -> Outcome:
+    async def fail(self, items: list[Failure]) -> tuple[list[bool | BaseException], Outcome]:
+        """Release a batch of leases in one transaction; per item whether the task will be retried."""
+        out: list[bool | BaseException] = []
+        outcome = Outcome()
+        misses: list[tuple[int, Failure]] = []
         async with self.pool.acquire() as conn, conn.transaction():
-            task = await self.leases.finish(conn, task_id, token, output)
-            seconds = (task["completed_at"] - task["started_at"]).total_seconds()
-            ended = [TaskEnd(task["capability"], "completed", seconds, "completed", task_id, token)]
-            execution = await self._lock(conn, task["execution_id"])
-            if execution["status"] in FINAL:
-                return Outcome(execution=execution, ended=ended)
-            definition = await self._definition(conn, execution["workflow_id"])
-            done = {
-                r["name"]: r["output"]
-                for r in await conn.fetch(
-                    "SELECT name, output FROM tasks WHERE execution_id = $1 AND status = 'completed'",
-                    execution["id"],
+            for f in items:
+                released = await self.leases.release(
+                    conn, f.task_id, f.token, f.error, f.retryable, "failed", f.agent_id
                 )
-            }
-            ready = [s for s in definition.dependents(task["name"]) if all(d in done for d in s.depends_on)]
-            created = await self._create_tasks(conn, execution, ready, done)
-            finished = len(done) == len(definition.steps)
-            execution = await conn.fetchrow(
-                f"""UPDATE executions SET results = results || jsonb_build_object($2::text, $3::jsonb),
-                           status = CASE WHEN $4 THEN 'completed' ELSE 'running' END,
-                           completed_at = CASE WHEN $4 THEN CURRENT_TIMESTAMP ELSE completed_at END,
-                           updated_at = CURRENT_TIMESTAMP
-                     WHERE id = $1 RETURNING {EXECUTION_COLUMNS}""",
-                execution["id"], task["name"], output, finished,
-            )  # fmt: skip
-        return Outcome(execution=execution, created=created, ended=ended, closed=finished)
-
-    async def fail(self, task_id: str, token: int, error: str, retryable: bool) -> Outcome:
-        async with self.pool.acquire() as conn, conn.transaction():
-            released = await self.leases.release(conn, task_id, token, error, retryable, "failed")
-            if released is not None:
-                return await self._after_release(conn, released)
-        await self.leases.late(task_id, token, "fail", {"error": error})
+                if released is None:
+                    misses.append((len(out), f))
+                    out.append(False)
+                    continue
+                outcome.merge(await self._after_release(conn, released))
+                out.append(released.will_retry)
+            if misses:
+                reports = [(Report(f.task_id, f.token, f.agent_id), {"error": f.error}) for _, f in misses]
+                errors = await self.leases.late.refuse(conn, "fail", reports)
+                for (index, _), error in zip(misses, errors, strict=True):
+                    out[index] = error
+        return out, outcome
 
     async def expire(self, task_id: str) -> Outcome | None:
         """The task's lease ran out (agent dead, hung or over its timeout): retry or fail it."""
@@ -227,9 +132,9 @@ class ExecutionEngine:
     async def _after_release(self, conn: asyncpg.Connection, released: Released) -> Outcome:
         ended = [released.end] if released.end is not None else []
         if released.will_retry:
-            return Outcome(released=released, ended=ended)
+            return Outcome(released=[released], ended=ended)
         outcome = await self._fail_execution(conn, released.execution_id, f"step {released.step}: {released.error}")
-        outcome.released = released
+        outcome.released = [released]
         outcome.ended[:0] = ended
         return outcome
 
@@ -237,7 +142,7 @@ class ExecutionEngine:
         async with self.pool.acquire() as conn, conn.transaction():
             execution = await self._lock(conn, execution_id)
             if execution["status"] == "cancelled":
-                return Outcome(execution=execution)
+                return Outcome(executions=[execution])
             if execution["status"] in FINAL:
                 raise FailedPrecondition(f"execution {execution_id} is already {execution['status']}")
             revoked, ended = await self._stop_tasks(conn, execution_id, "execution cancelled")
@@ -246,7 +151,7 @@ class ExecutionEngine:
                            updated_at = CURRENT_TIMESTAMP WHERE id = $1 RETURNING {EXECUTION_COLUMNS}""",
                 execution_id,
             )
-        return Outcome(execution=execution, revoked=revoked, ended=ended, closed=True)
+        return Outcome(executions=[execution], closed=[execution], revoked=revoked, ended=ended)
 
     async def query(self, workflow_id: str | None, status: str | None, limit: int, offset: int) -> list[Row]:
         rows: list[Row] = await self.pool.fetch(

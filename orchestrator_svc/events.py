@@ -1,9 +1,11 @@
-"""Wake-ups and lease revocations between orchestrator processes (Redis pub/sub).
+"""Announcements between orchestrator processes (Redis pub/sub): work to claim, slots freed, leases revoked.
 
-`ready` (a task was queued or a slot was freed) wakes every lease stream so work is handed out at
-once instead of at the next poll; `revoke` reaches the process whose stream serves the agent that
-holds a cancelled lease. Messages are hints: streams also poll, and a lost revoke only means the
-agent learns at its next renew or complete that its lease is gone.
+After a commit, the process that made it tells the others, in one message per batch: which
+capabilities got new tasks, which agents' leases ended (their slots are free: task ids included,
+so the process holding the agent's stream counts exactly), and which leases were revoked (the
+process holding that agent's stream pushes the cancellation). Messages are hints: the dispatcher
+also ticks, and a lost revoke only means the agent learns at its next renew or complete that its
+lease is gone.
 """
 
 from __future__ import annotations
@@ -18,83 +20,60 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from orchestrator_svc.engine import Revoked
+from orchestrator_svc.dispatch import Dispatcher
+from orchestrator_svc.outcome import Revoked
 
 log = logging.getLogger("ossa.orchestrator.events")
 CHANNEL = "ossa:orchestrator:events"
 
 
-def agent_wake_key(agent_id: str) -> str:
-    """The pseudo-capability that wakes one agent's streams (work routed to it by orchestrator_svc.router)."""
-    return f"@agent:{agent_id}"
-
-
 class EventHub:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, dispatcher: Dispatcher) -> None:
         self.redis = redis
+        self.dispatcher = dispatcher
         self._origin = secrets.token_hex(8)  # our own messages come back from Redis: ignore them
-        self._wakers: dict[asyncio.Event, frozenset[str]] = {}
         self._revokers: dict[str, set[Callable[[Revoked], None]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
     # Local side ------------------------------------------------------------------------------
 
-    def waker(self, capabilities: Iterable[str]) -> asyncio.Event:
-        """An event set when work for any of `capabilities` may be claimable."""
-        event = asyncio.Event()
-        self._wakers[event] = frozenset(capabilities)
-        return event
-
-    def drop_waker(self, event: asyncio.Event) -> None:
-        self._wakers.pop(event, None)
-
     def on_revoke(self, agent_id: str, callback: Callable[[Revoked], None]) -> Callable[[], None]:
         self._revokers.setdefault(agent_id, set()).add(callback)
         return lambda: self._revokers.get(agent_id, set()).discard(callback)
 
-    def _wake_local(self, capabilities: frozenset[str] | None = None) -> None:
-        """Wake the streams serving any of `capabilities` (None: all of them)."""
-        for event, served in self._wakers.items():
-            if capabilities is None or served & capabilities:
-                event.set()
-
-    def _revoke_local(self, revoked: Revoked) -> None:
-        for callback in list(self._revokers.get(revoked.agent_id, ())):
-            callback(revoked)
+    def revoke_local(self, revoked: Iterable[Revoked]) -> None:
+        for r in revoked:
+            for callback in list(self._revokers.get(r.agent_id, ())):
+                callback(r)
 
     # Across processes ------------------------------------------------------------------------
 
-    async def _publish(self, message: dict[str, Any]) -> None:
-        try:
-            await self.redis.publish(CHANNEL, json.dumps({**message, "origin": self._origin}))
-        except Exception as err:  # a hint only: streams poll
-            log.warning("could not publish an event", extra={"metadata": {"error": str(err)}})
-
-    async def ready(self, capabilities: Iterable[str]) -> None:
-        """Tasks with these capabilities were queued, or agents serving them freed slots."""
-        wanted = frozenset(capabilities)
-        if not wanted:
+    async def publish(self, ready: Iterable[str], freed: Iterable[tuple[str, str]], revoked: Iterable[Revoked]) -> None:
+        """One message for a batch of commits: capabilities with new work, (agent, task) leases that
+        ended, revocations."""
+        message: dict[str, Any] = {
+            "origin": self._origin,
+            "ready": sorted(set(ready)),
+            "freed": sorted(set(freed)),
+            "revoked": [[r.task_id, r.agent_id, r.fencing_token, r.reason] for r in revoked],
+        }
+        if not (message["ready"] or message["freed"] or message["revoked"]):
             return
-        self._wake_local(wanted)
-        await self._publish({"kind": "ready", "capabilities": sorted(wanted)})
-
-    async def revoke(self, revoked: Iterable[Revoked]) -> None:
-        for r in revoked:
-            self._revoke_local(r)
-            await self._publish(
-                {"kind": "revoke", "task_id": r.task_id, "agent_id": r.agent_id, "token": r.fencing_token,
-                 "reason": r.reason}
-            )  # fmt: skip
+        try:
+            await self.redis.publish(CHANNEL, json.dumps(message))
+        except Exception as err:  # a hint only: the dispatcher ticks
+            log.warning("could not publish an event", extra={"metadata": {"error": str(err)}})
 
     def _handle(self, raw: str) -> None:
         message = json.loads(raw)
         if message.get("origin") == self._origin:
             return
-        if message.get("kind") == "ready":
-            self._wake_local(frozenset(message.get("capabilities") or ()))
-        elif message.get("kind") == "revoke":
-            self._revoke_local(Revoked(message["task_id"], message["agent_id"], message["token"], message["reason"]))
+        for agent_id, task_id in message.get("freed") or ():
+            self.dispatcher.released(agent_id, task_id)
+        if message.get("ready"):
+            self.dispatcher.wake(message["ready"])
+        self.revoke_local(Revoked(*r) for r in message.get("revoked") or ())
 
     async def _listen(self) -> None:
         # Polls with a timeout instead of being cancelled mid-read: a Redis read cancelled halfway
@@ -109,7 +88,7 @@ class EventHub:
                             self._handle(message["data"])
             except Exception as err:
                 log.warning("event subscription lost; resubscribing", extra={"metadata": {"error": str(err)}})
-                self._wake_local()
+                self.dispatcher.wake(None)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(1.0):
                         await self._stopping.wait()

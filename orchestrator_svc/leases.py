@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NoReturn, TypeAlias
+from typing import Any, TypeAlias
 
 import asyncpg
 
-from ossa_runtime.errors import FailedPrecondition, NotFound
+from orchestrator_svc.outcome import Released, TaskEnd
+from ossa_runtime.errors import FailedPrecondition, NotFound, PermissionDenied
 
 Row: TypeAlias = Any  # asyncpg.Record
 LEASED = ("assigned", "running")
@@ -42,141 +43,205 @@ class Backoff:
         return float(min(self.cap, self.base * 2 ** max(0, attempt - 1)))
 
 
-@dataclass(frozen=True)
-class TaskEnd:
-    """A task attempt and/or a task that ended, as the metrics count them (orchestrator_svc.telemetry)."""
-
-    capability: str
-    attempt: str | None  # how the attempt ended: completed, failed, expired, cancelled; None: never leased
-    seconds: float | None  # the attempt's claim -> end
-    final: str | None  # the task's final status (completed or failed); None: it went back to the queue
-    task_id: str = ""
-    token: int = 0  # the attempt's fencing token (it names the attempt, for its trace span)
-
-
-@dataclass(frozen=True)
-class Released:
-    """A lease that ended without completing: the task went back to the queue or failed."""
-
-    task_id: str
-    execution_id: str
-    step: str
-    agent_id: str | None
-    will_retry: bool
-    error: str
-    end: TaskEnd | None = None
-
-
 class StaleLease(FailedPrecondition):
     """The fencing token is not the current lease's: the call was recorded as a late result."""
 
-
-class LeaseStore:
-    def __init__(self, pool: asyncpg.Pool, backoff: Backoff) -> None:
-        self.pool = pool
-        self.backoff = backoff
-
-    async def late(self, task_id: str, token: int, kind: str, payload: dict[str, Any]) -> NoReturn:
-        """Record a call with a stale token (in its own transaction: the caller's rolls back), then reject it."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM tasks WHERE id = $1)", task_id):
-                raise NotFound(f"task {task_id} not found")
-            await conn.execute(
-                "INSERT INTO late_results (task_id, fencing_token, kind, payload) VALUES ($1, $2, $3, $4)",
-                task_id, token, kind, payload,
-            )  # fmt: skip
-            await conn.execute(
-                "UPDATE task_attempts SET late_results = late_results + 1 WHERE task_id = $1 AND fencing_token = $2",
-                task_id, token,
-            )  # fmt: skip
-        raise StaleLease(
+    @classmethod
+    def of(cls, task_id: str, token: int) -> StaleLease:
+        return cls(
             f"task {task_id}: fencing token {token} is not the current lease (it expired, was reassigned or "
             "cancelled); the call was recorded as a late result and ignored"
         )
 
-    async def claim(self, agent_id: str, capabilities: list[str], agent_type: str, limit: int) -> list[Row]:
-        """Lease up to `limit` ready tasks to the agent: highest priority first, FIFO within one."""
-        if limit <= 0:
-            return []
-        async with self.pool.acquire() as conn, conn.transaction():
-            rows: list[Row] = await conn.fetch(
-                f"""WITH picked AS (
-                        SELECT id FROM tasks
-                         WHERE status = 'pending' AND available_at <= CURRENT_TIMESTAMP
-                           AND ((target_agent_id IS NULL AND capability = ANY($2::text[])) OR target_agent_id = $1)
-                           AND (agent_type IS NULL OR agent_type = $3)
-                         ORDER BY priority DESC, enqueued_at, id
-                         LIMIT $4 FOR UPDATE SKIP LOCKED)
-                    UPDATE tasks t
-                       SET status = 'assigned', agent_id = $1, attempt = t.attempt + 1,
-                           fencing_token = t.fencing_token + 1, started_at = CURRENT_TIMESTAMP,
-                           lease_expires_at = CURRENT_TIMESTAMP + make_interval(secs => t.lease_seconds),
-                           trace_span_id = substr(md5(random()::text || t.id::text), 1, 16)
-                      FROM picked, executions e WHERE t.id = picked.id AND e.id = t.execution_id
-                 RETURNING {TASK_COLUMNS}, e.trace_id""",
-                agent_id, capabilities, agent_type, limit,
-            )  # fmt: skip
-            if not rows:
-                return []
-            await conn.executemany(
-                """INSERT INTO task_attempts (task_id, attempt, agent_id, fencing_token, trace_span_id)
-                   VALUES ($1, $2, $3, $4, $5)""",
-                [(r["id"], r["attempt"], agent_id, r["fencing_token"], r["trace_span_id"]) for r in rows],
-            )
-            await conn.execute(
-                """UPDATE executions SET status = 'running', updated_at = CURRENT_TIMESTAMP
-                    WHERE id = ANY($1::uuid[]) AND status = 'pending'""",
-                list({r["execution_id"] for r in rows}),
-            )
-        return sorted(rows, key=lambda r: (-r["priority"], r["enqueued_at"], r["id"]))
 
-    async def free_slots(self, agent_id: str, slots: int, quarantine: float) -> int:
-        """Slots minus the leases the agent holds; 0 while it is in quarantine for a lease it let expire
-        (a hung agent whose stream is still open must not be handed the same work again)."""
-        row = await self.pool.fetchrow(
-            """SELECT (SELECT count(*) FROM tasks WHERE agent_id = $1 AND status IN ('assigned', 'running')) AS held,
-                      EXISTS (SELECT 1 FROM task_attempts WHERE agent_id = $1 AND outcome = 'expired'
-                                 AND finished_at > CURRENT_TIMESTAMP - make_interval(secs => $2)) AS quarantined""",
-            agent_id, quarantine,
-        )  # fmt: skip
-        return 0 if row["quarantined"] else max(0, slots - row["held"])
+@dataclass(frozen=True)
+class Want:
+    """An agent with free slots on one of this process's streams, as the dispatcher sees it."""
 
-    async def renew(self, task_id: str, token: int) -> datetime:
-        """Extend the lease by lease_seconds, never past the attempt's timeout."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            expires: datetime | None = await conn.fetchval(
-                """UPDATE tasks SET status = 'running',
-                          lease_expires_at = LEAST(CURRENT_TIMESTAMP + make_interval(secs => lease_seconds),
-                                                   started_at + make_interval(secs => timeout_seconds))
-                    WHERE id = $1 AND fencing_token = $2 AND status IN ('assigned', 'running')
-                      AND lease_expires_at > CURRENT_TIMESTAMP
-                RETURNING lease_expires_at""",
-                task_id, token,
-            )  # fmt: skip
-        if expires is None:
-            await self.late(task_id, token, "renew", {})
-        return expires
+    agent_id: str
+    capabilities: frozenset[str]
+    agent_type: str
+    slots: int  # declared
+    free: int  # slots minus the leases this process knows it holds
 
-    async def finish(self, conn: asyncpg.Connection, task_id: str, token: int, output: dict[str, Any]) -> Row:
-        """Mark the leased task completed inside the caller's transaction; returns the task row."""
-        row: Row | None = await conn.fetchrow(
-            f"""UPDATE tasks t SET status = 'completed', output = $3, completed_at = CURRENT_TIMESTAMP,
-                       lease_expires_at = NULL, error = NULL
-                 WHERE id = $1 AND fencing_token = $2 AND status IN ('assigned', 'running')
-             RETURNING {TASK_COLUMNS}""",
-            task_id, token, output,
-        )  # fmt: skip
-        if row is None:
-            await self.late(task_id, token, "complete", {"output": output})
+
+@dataclass(frozen=True)
+class Report:
+    """A renewal or failure about one lease; `agent_id` set when an agent token may act only as itself."""
+
+    task_id: str
+    token: int
+    agent_id: str | None = None
+
+
+# Why a call matched no current lease: the task, and who held the presented token (else the task).
+_WHY = """
+SELECT i.id::text AS id, i.token, t.status, t.fencing_token, COALESCE(a.agent_id, t.agent_id)::text AS holder
+  FROM unnest($1::uuid[], $2::bigint[]) AS i(id, token)
+  LEFT JOIN tasks t ON t.id = i.id
+  LEFT JOIN task_attempts a ON a.task_id = i.id AND a.fencing_token = i.token
+"""
+
+
+class LateResults:
+    """Calls with a stale fencing token: recorded on their attempt, never applied."""
+
+    async def record(self, conn: asyncpg.Connection, kind: str, items: list[tuple[str, int, dict[str, Any]]]) -> None:
         await conn.execute(
-            """UPDATE task_attempts SET outcome = 'completed', finished_at = CURRENT_TIMESTAMP
-                WHERE task_id = $1 AND fencing_token = $2""",
-            task_id, token,
+            """WITH i AS (SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::jsonb[]) AS i(id, token, payload)),
+                    ins AS (INSERT INTO late_results (task_id, fencing_token, kind, payload)
+                            SELECT i.id, i.token, $4, i.payload FROM i JOIN tasks t ON t.id = i.id)
+               UPDATE task_attempts a SET late_results = a.late_results + 1
+                 FROM i WHERE a.task_id = i.id AND a.fencing_token = i.token""",
+            [i[0] for i in items], [i[1] for i in items], [i[2] for i in items], kind,
         )  # fmt: skip
-        return row
+
+    async def refuse(
+        self, conn: asyncpg.Connection, kind: str, items: list[tuple[Report, dict[str, Any]]]
+    ) -> list[BaseException]:
+        """The error for each call that matched no current lease; the stale ones are recorded."""
+        rows = await conn.fetch(_WHY, [r.task_id for r, _ in items], [r.token for r, _ in items])
+        why = {(r["id"], r["token"]): r for r in rows}
+        out: list[BaseException] = []
+        stale = []
+        for report, payload in items:
+            row = why[(report.task_id, report.token)]
+            if row["status"] is None:
+                out.append(NotFound(f"task {report.task_id} not found"))
+            elif report.agent_id is not None and row["holder"] not in (None, report.agent_id):
+                out.append(PermissionDenied(f"task {report.task_id} is leased to agent {row['holder']}, "
+                                            f"not to agent {report.agent_id}"))  # fmt: skip
+            else:
+                stale.append((report.task_id, report.token, payload))
+                out.append(StaleLease.of(report.task_id, report.token))
+        if stale:
+            await self.record(conn, kind, stale)
+        return out
+
+
+_HELD_AND_PICKED = """
+WITH held AS (
+    SELECT agent_id::text AS id, count(*)::int AS n FROM tasks
+     WHERE agent_id = ANY($1::uuid[]) AND status IN ('assigned', 'running') GROUP BY agent_id
+), quarantined AS (
+    SELECT DISTINCT agent_id::text AS id FROM task_attempts
+     WHERE agent_id = ANY($1::uuid[]) AND outcome = 'expired'
+       AND finished_at > CURRENT_TIMESTAMP - make_interval(secs => $4)
+), picked AS (
+    SELECT id::text AS id, priority, enqueued_at, capability, agent_type, target_agent_id::text AS target FROM tasks
+     WHERE status = 'pending' AND available_at <= CURRENT_TIMESTAMP
+       AND ((target_agent_id IS NULL AND capability = ANY($2::text[])) OR target_agent_id = ANY($1::uuid[]))
+     ORDER BY priority DESC, enqueued_at, id
+     LIMIT $3 FOR UPDATE SKIP LOCKED
+)
+SELECT 'h' AS kind, id, n, NULL::timestamptz AS enqueued_at, NULL::text AS capability, NULL::text AS agent_type,
+       NULL::text AS target FROM held
+UNION ALL
+SELECT 'q', id, 0, NULL, NULL, NULL, NULL FROM quarantined
+UNION ALL
+SELECT 'p', id, priority, enqueued_at, capability, agent_type, target FROM picked
+"""
+
+_ASSIGN = f"""
+WITH m AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS m(id, agent)
+), up AS (
+    UPDATE tasks t
+       SET status = 'assigned', agent_id = m.agent, attempt = t.attempt + 1, fencing_token = t.fencing_token + 1,
+           started_at = CURRENT_TIMESTAMP,
+           lease_expires_at = CURRENT_TIMESTAMP + make_interval(secs => t.lease_seconds),
+           trace_span_id = substr(md5(random()::text || t.id::text), 1, 16)
+      FROM m WHERE t.id = m.id AND t.status = 'pending'
+    RETURNING {TASK_COLUMNS}
+), attempts AS (
+    INSERT INTO task_attempts (task_id, attempt, agent_id, fencing_token, trace_span_id)
+    SELECT id::uuid, attempt, agent_id::uuid, fencing_token, trace_span_id FROM up
+), running AS (
+    -- A row locked by another transaction is being moved on by it (to running, completed or cancelled).
+    UPDATE executions SET status = 'running', updated_at = CURRENT_TIMESTAMP
+     WHERE id IN (SELECT e.id FROM executions e WHERE e.id IN (SELECT execution_id::uuid FROM up)
+                     AND e.status = 'pending' FOR UPDATE SKIP LOCKED)
+)
+SELECT up.*, e.trace_id FROM up JOIN executions e ON e.id = up.execution_id::uuid
+"""
+
+
+def match(picks: list[Any], wants: list[Want], held: dict[str, int], quarantined: set[str]) -> list[tuple[str, str]]:
+    """(task id, agent id) pairs: each pick in queue order to the matching agent with the most free slots."""
+    free = {
+        w.agent_id: 0 if w.agent_id in quarantined else min(w.free, w.slots - held.get(w.agent_id, 0)) for w in wants
+    }
+    out = []
+    for p in sorted(picks, key=lambda p: (-p["n"], p["enqueued_at"], p["id"])):
+        fits = [
+            w for w in wants
+            if free[w.agent_id] > 0
+            and (w.agent_id == p["target"] if p["target"] else p["capability"] in w.capabilities)
+            and (p["agent_type"] is None or p["agent_type"] == w.agent_type)
+        ]  # fmt: skip
+        if fits:
+            best = max(fits, key=lambda w: free[w.agent_id])
+            free[best.agent_id] -= 1
+            out.append((p["id"], best.agent_id))
+    return out
+
+
+class LeaseStore:
+    def __init__(self, pool: asyncpg.Pool, backoff: Backoff, quarantine: float = 30.0) -> None:
+        self.pool = pool
+        self.backoff = backoff
+        self.quarantine = quarantine
+        self.late = LateResults()
+
+    async def claim(self, wants: list[Want]) -> tuple[dict[str, list[Row]], bool]:
+        """Lease ready tasks to these agents in one transaction: highest priority first, FIFO within one,
+        never more than an agent's free slots (counted in PostgreSQL, across every stream and process),
+        nothing to an agent in quarantine. Returns the leases by agent, and whether the queue may hold
+        more for them (the pick was cut at its limit)."""
+        wants = [w for w in wants if w.free > 0]
+        if not wants:
+            return {}, False
+        limit = sum(w.free for w in wants)
+        agents = [w.agent_id for w in wants]
+        capabilities = sorted({c for w in wants for c in w.capabilities})
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(_HELD_AND_PICKED, agents, capabilities, limit, self.quarantine)
+            held = {r["id"]: r["n"] for r in rows if r["kind"] == "h"}
+            quarantined = {r["id"] for r in rows if r["kind"] == "q"}
+            picks = [r for r in rows if r["kind"] == "p"]
+            pairs = match(picks, wants, held, quarantined)
+            leased: list[Row] = await conn.fetch(_ASSIGN, [p[0] for p in pairs], [p[1] for p in pairs]) if pairs else []
+        out: dict[str, list[Row]] = {}
+        for row in sorted(leased, key=lambda r: (-r["priority"], r["enqueued_at"], r["id"])):
+            out.setdefault(row["agent_id"], []).append(row)
+        return out, len(picks) >= limit
+
+    async def renew(self, reports: list[Report]) -> list[tuple[datetime, str] | BaseException]:
+        """Extend each lease by its lease_seconds, never past the attempt's timeout; one statement.
+        Per report: (the new expiry, the holder) or the error."""
+        rows = await self.pool.fetch(
+            """WITH i AS (SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[]) AS i(id, token, agent))
+               UPDATE tasks t SET status = 'running',
+                      lease_expires_at = LEAST(CURRENT_TIMESTAMP + make_interval(secs => t.lease_seconds),
+                                               t.started_at + make_interval(secs => t.timeout_seconds))
+                 FROM i
+                WHERE t.id = i.id AND t.fencing_token = i.token AND t.status IN ('assigned', 'running')
+                  AND t.lease_expires_at > CURRENT_TIMESTAMP AND (i.agent IS NULL OR t.agent_id = i.agent)
+            RETURNING t.id::text AS id, t.fencing_token, t.lease_expires_at, t.agent_id::text AS agent_id""",
+            [r.task_id for r in reports], [r.token for r in reports], [r.agent_id for r in reports],
+        )  # fmt: skip
+        renewed = {(r["id"], r["fencing_token"]): (r["lease_expires_at"], r["agent_id"]) for r in rows}
+        misses = [r for r in reports if (r.task_id, r.token) not in renewed]
+        refused: dict[tuple[str, int], BaseException] = {}
+        if misses:
+            async with self.pool.acquire() as conn, conn.transaction():
+                errors = await self.late.refuse(conn, "renew", [(r, {}) for r in misses])
+            refused = {(r.task_id, r.token): e for r, e in zip(misses, errors, strict=True)}
+        return [renewed.get((r.task_id, r.token)) or refused[(r.task_id, r.token)] for r in reports]
 
     async def release(
-        self, conn: asyncpg.Connection, task_id: str, token: int | None, error: str, retryable: bool, outcome: str
+        self, conn: asyncpg.Connection, task_id: str, token: int | None, error: str, retryable: bool, outcome: str,
+        agent_id: str | None = None,
     ) -> Released | None:
         """End a lease without output: back to the queue with backoff while attempts remain, else failed.
 
@@ -188,8 +253,9 @@ class LeaseStore:
                       attempt, max_retries, fencing_token, capability,
                       EXTRACT(EPOCH FROM CURRENT_TIMESTAMP - started_at)::float8 AS seconds
                  FROM tasks WHERE id = $1 AND status IN ('assigned', 'running')
-                  AND ($2::bigint IS NULL OR fencing_token = $2) FOR UPDATE""",
-            task_id, token,
+                  AND ($2::bigint IS NULL OR fencing_token = $2) AND ($3::uuid IS NULL OR agent_id = $3)
+                  FOR UPDATE""",
+            task_id, token, agent_id,
         )  # fmt: skip
         if row is None:
             return None
@@ -215,9 +281,8 @@ class LeaseStore:
                 WHERE task_id = $1 AND fencing_token = $2""",
             task_id, row["fencing_token"], outcome, error,
         )  # fmt: skip
-        end = TaskEnd(
-            row["capability"], outcome, row["seconds"], None if retry else "failed", task_id, row["fencing_token"]
-        )
+        end = TaskEnd(row["capability"], outcome, row["seconds"], None if retry else "failed", task_id,
+                      row["fencing_token"], row["agent_id"] or "")  # fmt: skip
         return Released(task_id, row["execution_id"], row["name"], row["agent_id"], retry, error, end)
 
     async def expired(self, limit: int = 100) -> list[str]:

@@ -30,103 +30,138 @@ def score(row: Any) -> float:
     return float((10 - row["priority"]) * PRIORITY_BAND + int(row["enqueued_at"].timestamp() * 1000))
 
 
-class QueueMirror:
-    def __init__(self, redis: aioredis.Redis, pool: asyncpg.Pool) -> None:
-        self.redis = redis
-        self.pool = pool
+# Applies a batch of mirror writes in one round trip. KEYS: the priority ZSET and pending LIST.
+# ARGV[1]: a JSON list of ops, each [kind, ...] with the keys it touches spelled out by the caller.
+APPLY_LUA = """
+local priority, pending = KEYS[1], KEYS[2]
+local day = 86400
+local function hset(key, fields)
+  if #fields > 0 then redis.call('HSET', key, unpack(fields)) end
+end
+for _, op in ipairs(cjson.decode(ARGV[1])) do
+  local kind = op[1]
+  if kind == 'q' then            -- queued: id, score, data key, data fields
+    redis.call('ZADD', priority, op[3], op[2])
+    redis.call('RPUSH', pending, op[2])
+    hset(op[4], op[5])
+  elseif kind == 'l' then        -- leased: id, lock key, agent, ttl, data key, data fields
+    redis.call('ZREM', priority, op[2])
+    redis.call('LREM', pending, 1, op[2])
+    redis.call('SET', op[3], op[4], 'EX', op[5])
+    hset(op[6], op[7])
+  elseif kind == 'r' then        -- renewed: lock key, agent, ttl, data key
+    redis.call('SET', op[2], op[3], 'EX', op[4])
+    redis.call('HSET', op[5], 'status', 'running')
+  elseif kind == 'u' then        -- unlocked (back in the queue; a 'q' follows): lock key
+    redis.call('DEL', op[2])
+  elseif kind == 'e' then        -- ended: id, lock key, data key, status
+    redis.call('DEL', op[3])
+    redis.call('ZREM', priority, op[2])
+    redis.call('LREM', pending, 1, op[2])
+    redis.call('HSET', op[4], 'status', op[5])
+    redis.call('EXPIRE', op[4], day)
+  elseif kind == 'x' then        -- execution: state key, state fields, steps key, steps, vars key, vars, final
+    hset(op[2], op[3])
+    if op[5] ~= cjson.null then
+      redis.call('DEL', op[4])
+      if #op[5] > 0 then redis.call('RPUSH', op[4], unpack(op[5])) end
+      hset(op[6], op[7])
+    end
+    if op[8] then
+      redis.call('EXPIRE', op[2], day)
+      redis.call('EXPIRE', op[4], day)
+      redis.call('EXPIRE', op[6], day)
+    end
+  end
+end
+return 0
+"""
 
-    async def _run(self, what: str, pipe: Any) -> None:
-        try:
-            await pipe.execute()
-        except Exception as err:  # PostgreSQL has the truth; check() repairs the mirror
-            log.warning("redis mirror update failed", extra={"metadata": {"what": what, "error": str(err)}})
 
-    async def queued(self, rows: Iterable[Any]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
+def _flat(mapping: dict[str, str]) -> list[str]:
+    return [x for kv in mapping.items() for x in kv]
+
+
+class Batch:
+    """Mirror writes collected after commits and applied in one script call (QueueMirror.apply)."""
+
+    def __init__(self) -> None:
+        self.ops: list[list[Any]] = []
+
+    def queued(self, rows: Iterable[Any]) -> None:
         for row in rows:
-            pipe.zadd(keys.TASKS_PRIORITY, {row["id"]: score(row)})
-            pipe.rpush(keys.TASKS_PENDING, row["id"])
-            pipe.hset(keys.task_data(row["id"]), mapping=_data(row))  # type: ignore[arg-type]
-        await self._run("queued", pipe)
+            self.ops.append(["q", row["id"], score(row), keys.task_data(row["id"]), _flat(_data(row))])
 
-    async def requeued(self, task_id: str) -> None:
-        """A task went back to the queue (retry or expired lease): show it there again."""
-        row = await self.pool.fetchrow(
-            """SELECT id::text AS id, execution_id::text AS execution_id, name, status, priority, capability,
-                      agent_type, enqueued_at FROM tasks WHERE id = $1 AND status = 'pending'""",
-            task_id,
-        )
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.delete(keys.task_lock(task_id))
-        await self._run("requeued", pipe)
-        if row is not None:
-            await self.queued([row])
-
-    async def leased(self, rows: Iterable[Any]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
+    def leased(self, rows: Iterable[Any]) -> None:
         for row in rows:
-            pipe.zrem(keys.TASKS_PRIORITY, row["id"])
-            pipe.lrem(keys.TASKS_PENDING, 1, row["id"])
-            pipe.set(keys.task_lock(row["id"]), row["agent_id"], ex=int(row["lease_seconds"]) + 1)
-            pipe.hset(keys.task_data(row["id"]), mapping=_data(row))  # type: ignore[arg-type]
-        await self._run("leased", pipe)
+            tid = row["id"]
+            self.ops.append(["l", tid, keys.task_lock(tid), row["agent_id"], int(row["lease_seconds"]) + 1,
+                             keys.task_data(tid), _flat(_data(row))])  # fmt: skip
 
-    async def renewed(self, task_id: str, agent_id: str, seconds: float) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(keys.task_lock(task_id), agent_id, ex=max(1, int(seconds) + 1))
-        pipe.hset(keys.task_data(task_id), "status", "running")
-        await self._run("renewed", pipe)
+    def renewed(self, task_id: str, agent_id: str, seconds: float) -> None:
+        self.ops.append(["r", keys.task_lock(task_id), agent_id, max(1, int(seconds) + 1), keys.task_data(task_id)])
 
-    async def ended(self, task_id: str, status: str) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.delete(keys.task_lock(task_id))
-        pipe.zrem(keys.TASKS_PRIORITY, task_id)
-        pipe.lrem(keys.TASKS_PENDING, 1, task_id)
-        pipe.hset(keys.task_data(task_id), "status", status)
-        pipe.expire(keys.task_data(task_id), 24 * 3600)
-        await self._run("ended", pipe)
+    def unlocked(self, task_id: str) -> None:
+        """A lease ended and the task went back to the queue (queued() follows with its row)."""
+        self.ops.append(["u", keys.task_lock(task_id)])
 
-    async def execution(self, row: Any, steps: list[str] | None = None) -> None:
+    def ended(self, task_id: str, status: str) -> None:
+        self.ops.append(["e", task_id, keys.task_lock(task_id), keys.task_data(task_id), status])
+
+    def execution(self, row: Any, steps: list[str] | None = None) -> None:
+        eid = row["id"]
         state = {
-            "execution_id": row["id"],
+            "execution_id": eid,
             "workflow_id": row["workflow_id"],
             "status": row["status"],
             "completed_steps": json.dumps(sorted((row["results"] or {}).keys())),
         }
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(keys.workflow_state(row["id"]), mapping=state)  # type: ignore[arg-type]
-        if steps is not None:
-            pipe.delete(keys.workflow_steps(row["id"]))
-            pipe.rpush(keys.workflow_steps(row["id"]), *steps)
-            variables = {k: json.dumps(v) for k, v in (row["context"] or {}).items()}
-            if variables:
-                pipe.hset(keys.workflow_variables(row["id"]), mapping=variables)  # type: ignore[arg-type]
-        if row["status"] in ("completed", "failed", "cancelled"):
-            for key in (
-                keys.workflow_state(row["id"]),
-                keys.workflow_steps(row["id"]),
-                keys.workflow_variables(row["id"]),
-            ):
-                pipe.expire(key, 24 * 3600)
-        await self._run("execution", pipe)
+        variables = {k: json.dumps(v) for k, v in (row["context"] or {}).items()} if steps is not None else {}
+        final = row["status"] in ("completed", "failed", "cancelled")
+        self.ops.append(["x", keys.workflow_state(eid), _flat(state), keys.workflow_steps(eid), steps,
+                         keys.workflow_variables(eid), _flat(variables), final])  # fmt: skip
+
+
+class QueueMirror:
+    def __init__(self, redis: aioredis.Redis, pool: asyncpg.Pool) -> None:
+        self.redis = redis
+        self.pool = pool
+        self._apply = redis.register_script(APPLY_LUA)
+
+    async def apply(self, batch: Batch) -> None:
+        """One round trip for the whole batch; best effort (PostgreSQL has the truth, check() repairs)."""
+        if not batch.ops:
+            return
+        try:
+            await self._apply(keys=[keys.TASKS_PRIORITY, keys.TASKS_PENDING], args=[json.dumps(batch.ops)])
+        except Exception as err:
+            log.warning("redis mirror update failed", extra={"metadata": {"error": str(err)}})
+
+    async def pending_rows(self, task_ids: list[str]) -> list[Any]:
+        """The rows of those tasks that are back in the queue (retried or expired), to show them there again."""
+        rows: list[Any] = await self.pool.fetch(
+            """SELECT id::text AS id, execution_id::text AS execution_id, name, status, priority, capability,
+                      agent_type, enqueued_at FROM tasks WHERE id = ANY($1::uuid[]) AND status = 'pending'""",
+            task_ids,
+        )
+        return rows
 
     async def check(self) -> bool:
         """Rebuild the queue keys from PostgreSQL if they disagree with it; True if rebuilt."""
         expected = await self.pool.fetchval("SELECT count(*) FROM tasks WHERE status = 'pending'")
-        queued = await self.redis.zcard(keys.TASKS_PRIORITY)
-        if queued == expected:
+        queued_now = await self.redis.zcard(keys.TASKS_PRIORITY)
+        if queued_now == expected:
             return False
-        log.warning(
-            "rebuilding the Redis queue from PostgreSQL", extra={"metadata": {"redis": queued, "postgres": expected}}
-        )
+        counts = {"redis": queued_now, "postgres": expected}
+        log.warning("rebuilding the Redis queue from PostgreSQL", extra={"metadata": counts})
         rows = await self.pool.fetch(
             """SELECT id::text AS id, execution_id::text AS execution_id, name, status, priority, capability,
                       agent_type, enqueued_at FROM tasks WHERE status = 'pending'"""
         )
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(keys.TASKS_PRIORITY, keys.TASKS_PENDING)
-        await self._run("rebuild", pipe)
-        await self.queued(sorted(rows, key=score))
+        await self.redis.delete(keys.TASKS_PRIORITY, keys.TASKS_PENDING)
+        batch = Batch()
+        batch.queued(sorted(rows, key=score))
+        await self.apply(batch)
         return True
 
 
@@ -139,5 +174,5 @@ def _data(row: Any) -> dict[str, str]:
         "priority": str(row["priority"]),
         "capability": row["capability"],
         "agent_type": row["agent_type"] or "",
-        "agent_id": dict(row).get("agent_id") or "",
+        "agent_id": row.get("agent_id") or "",
     }

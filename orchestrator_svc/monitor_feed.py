@@ -31,7 +31,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from orchestrator_svc.engine import Outcome
+from orchestrator_svc.outcome import Outcome
 from ossa.monitoring.v1 import monitoring_pb2 as pb
 
 log = logging.getLogger("ossa.orchestrator.feed")

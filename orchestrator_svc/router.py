@@ -19,9 +19,8 @@ from dataclasses import dataclass
 import asyncpg
 import redis.asyncio as aioredis
 
-from orchestrator_svc.engine import Outcome
-from orchestrator_svc.events import EventHub, agent_wake_key
-from orchestrator_svc.work import is_live
+from orchestrator_svc.dispatch import agent_wake_key, live_agents
+from orchestrator_svc.outcome import Outcome
 
 log = logging.getLogger("ossa.orchestrator")
 BATCH = 50
@@ -45,11 +44,12 @@ class MatcherUnavailable(Exception):
 
 class Router:
     def __init__(
-        self, pool: asyncpg.Pool, redis: aioredis.Redis, hub: EventHub, matcher: Matcher, min_score: float
+        self, pool: asyncpg.Pool, redis: aioredis.Redis, announce: Callable[[set[str]], None], matcher: Matcher,
+        min_score: float,
     ) -> None:
         self.pool = pool
         self.redis = redis
-        self.hub = hub
+        self.announce = announce  # Effects.announce: wake the chosen agent's stream, on any process
         self.matcher = matcher
         self.min_score = min_score
         self.kick: Callable[[], None] = lambda: None  # set to the routing job's kick (server.py)
@@ -94,7 +94,7 @@ class Router:
         for candidate in candidates:
             if candidate.score < minimum:
                 return None  # best first: the rest score lower
-            if await is_live(self.redis, candidate.agent_id):
+            if await live_agents(self.redis, [candidate.agent_id]):
                 return candidate
         return None
 
@@ -108,7 +108,7 @@ class Router:
         )  # fmt: skip
         if done:
             log.info("task routed", extra={"metadata": {"task_id": task_id, "agent_id": chosen.agent_id}})
-            await self.hub.ready({agent_wake_key(chosen.agent_id)})
+            self.announce({agent_wake_key(chosen.agent_id)})
         return bool(done)
 
     async def _note(self, row: asyncpg.Record, note: str) -> None:

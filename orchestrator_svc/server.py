@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from orchestrator_svc import telemetry
+from orchestrator_svc.batches import Batches
+from orchestrator_svc.dispatch import Dispatcher
+from orchestrator_svc.effects import Effects
 from orchestrator_svc.engine import ExecutionEngine
 from orchestrator_svc.events import EventHub
 from orchestrator_svc.leases import Backoff, LeaseStore
@@ -12,7 +16,7 @@ from orchestrator_svc.matcher import search_matcher
 from orchestrator_svc.mirror import QueueMirror
 from orchestrator_svc.monitor_feed import MonitorFeed
 from orchestrator_svc.router import Router
-from orchestrator_svc.servicer import Effects, OrchestratorServicer
+from orchestrator_svc.servicer import OrchestratorServicer
 from orchestrator_svc.workflows import WorkflowStore
 from ossa.monitoring.v1 import monitoring_pb2, monitoring_pb2_grpc
 from ossa.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
@@ -51,7 +55,7 @@ class LeaseSweeper:
             outcome = await self.engine.expire(task_id)
             if outcome is not None:
                 expired += 1
-                await self.effects.apply(outcome)
+                self.effects.apply(outcome)
         if self.sweeps % MIRROR_CHECK_EVERY == 0:
             await self.effects.mirror.check()
         self.sweeps += 1
@@ -67,16 +71,23 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
     registry_token = ServiceToken(settings, "orchestrator", [AGENT_READ])
     registry_channel = tls.channel(settings, settings.registry_target, interceptors=bearer_interceptors(registry_token))
     workflows = WorkflowStore(pool)
-    leases = LeaseStore(pool, Backoff(settings.retry_backoff_seconds, settings.retry_backoff_max_seconds))
-    engine = ExecutionEngine(pool, workflows, leases)
-    hub = EventHub(redis)
-    effects = Effects(QueueMirror(redis, pool), hub, pool)
+    backoff = Backoff(settings.retry_backoff_seconds, settings.retry_backoff_max_seconds)
+    leases = LeaseStore(pool, backoff, settings.lease_quarantine_seconds)
+    engine = ExecutionEngine(pool, leases)
+
+    def leased(rows: list[Any]) -> None:
+        effects.leased(rows)
+
+    dispatcher = Dispatcher(leases, redis, pool, leased, settings.dispatch_poll_seconds)
+    hub = EventHub(redis, dispatcher)
+    effects = Effects(QueueMirror(redis, pool), hub, pool, dispatcher)
+    batches = Batches(pool, workflows, engine, leases, effects)
     sweeper = LeaseSweeper(engine, leases, effects)
     sweeping = Periodic("lease-sweeper", settings.lease_sweep_seconds, sweeper.sweep)
     # Capability routing asks the search service which agents match (agent:read, like the registry).
     search_channel = tls.channel(settings, settings.search_target, interceptors=bearer_interceptors(registry_token))
     matcher = search_matcher(search_pb2_grpc.SearchServiceStub(search_channel))
-    router = Router(pool, redis, hub, matcher, settings.routing_min_score)
+    router = Router(pool, redis, effects.announce, matcher, settings.routing_min_score)
     routing = Periodic("capability-router", settings.routing_poll_seconds, router.route)
     router.kick = routing.kick
     # Task throughput, attempt durations and queue depth for the console's charts (agent:write only).
@@ -98,10 +109,8 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
         reuse_port=settings.orchestrator_workers > 1,
         grace_seconds=settings.shutdown_grace_seconds,
     )
-    servicer = OrchestratorServicer(
-        workflows, engine, leases, effects, redis, registry_pb2_grpc.AgentRegistryServiceStub(registry_channel),
-        settings.dispatch_poll_seconds, settings.lease_quarantine_seconds,
-    )  # fmt: skip
+    registry = registry_pb2_grpc.AgentRegistryServiceStub(registry_channel)
+    servicer = OrchestratorServicer(workflows, engine, batches, effects, dispatcher, registry)
     host.add_service(SERVICE_NAME, orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server, servicer)
     host.metrics.add_gauges(telemetry.queue_gauges(pool))
 
@@ -109,12 +118,15 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
 
     async def close() -> None:
         await watch.job.stop()
+        await dispatcher.stop()
+        await batches.stop()
         await sweeping.stop()
         await routing.stop()
         await feeding.stop()
         await monitoring_channel.close(None)
         await search_channel.close(None)
         await hub.stop()
+        await effects.stop()
         await registry_channel.close(None)
         await redis.aclose()
         await pool.close()
@@ -130,6 +142,7 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
 
     async def start_jobs() -> None:
         hub.start()
+        dispatcher.start()
         sweeping.start()
         routing.start()
         feeding.start()

@@ -1,21 +1,19 @@
-"""gRPC servicer of ossa.orchestrator.v1.OrchestratorService: validate, delegate, publish effects."""
+"""gRPC servicer of ossa.orchestrator.v1.OrchestratorService: validate, then delegate (batched transitions)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import grpc
-import redis.asyncio as aioredis
 
-from orchestrator_svc import convert, requests, telemetry, traces
+from orchestrator_svc import convert, requests
 from orchestrator_svc.access import require_lease_holder
-from orchestrator_svc.engine import ExecutionEngine, Outcome
-from orchestrator_svc.events import EventHub
-from orchestrator_svc.leases import LeaseStore
-from orchestrator_svc.mirror import QueueMirror
+from orchestrator_svc.batches import Batches, Completion, Failure, Report, Started, StartItem
+from orchestrator_svc.dispatch import Dispatcher
+from orchestrator_svc.effects import Effects
+from orchestrator_svc.engine import ExecutionEngine
 from orchestrator_svc.work import Worker, WorkSession, check_slots
 from orchestrator_svc.workflows import WorkflowStore
 from ossa.orchestrator.v1 import orchestrator_pb2 as pb
@@ -23,62 +21,26 @@ from ossa.orchestrator.v1 import orchestrator_pb2_grpc
 from ossa.registry.v1 import registry_pb2, registry_pb2_grpc
 from ossa_runtime import logging as ossa_logging
 from ossa_runtime import tracing, validate
-from ossa_runtime.auth.principal import require_agent
-from ossa_runtime.errors import InvalidArgument, NotFound, Unavailable
+from ossa_runtime.auth.principal import agent_scoped, current_principal, require_agent
+from ossa_runtime.errors import DomainError, FailedPrecondition, FieldViolation, InvalidArgument, NotFound, Unavailable
 from ossa_runtime.http import ACCEPTED, CREATED, set_http_status
 
 log = logging.getLogger("ossa.orchestrator")
 Context = grpc.aio.ServicerContext[Any, Any]
-
-
-class Effects:
-    """After a commit: record the metrics, mirror the change into Redis, wake lease streams, revoke leases."""
-
-    def __init__(self, mirror: QueueMirror, hub: EventHub, pool: asyncpg.Pool) -> None:
-        self.mirror = mirror
-        self.hub = hub
-        self.pool = pool
-        # Told of every committed change: the router (new capability_query tasks) and the console's
-        # series (monitor_feed.py).
-        self.observers: list[Callable[[Outcome], None]] = []
-
-    async def apply(self, outcome: Outcome, ended: tuple[str, str] | None = None) -> None:
-        telemetry.record(outcome)
-        for observe in self.observers:
-            observe(outcome)
-        await traces.record(self.pool, outcome)
-        if ended is not None:
-            await self.mirror.ended(*ended)
-        if outcome.released is not None:
-            if outcome.released.will_retry:
-                await self.mirror.requeued(outcome.released.task_id)
-            else:
-                await self.mirror.ended(outcome.released.task_id, "failed")
-        for revoked in outcome.revoked:
-            await self.mirror.ended(revoked.task_id, "failed")
-        if outcome.created:
-            await self.mirror.queued(outcome.created)
-        if outcome.execution is not None:
-            await self.mirror.execution(outcome.execution)
-        await self.hub.revoke(outcome.revoked)
-        # Wake only the streams that can use this: queued tasks' capabilities, and freed slots.
-        await self.hub.ready({r["capability"] for r in outcome.created} | {e.capability for e in outcome.ended})
+MAX_BATCH_START = 1000
 
 
 class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     def __init__(
-        self, workflows: WorkflowStore, engine: ExecutionEngine, leases: LeaseStore, effects: Effects,
-        redis: aioredis.Redis, registry: registry_pb2_grpc.AgentRegistryServiceStub, poll_seconds: float,
-        quarantine: float,
+        self, workflows: WorkflowStore, engine: ExecutionEngine, batches: Batches, effects: Effects,
+        dispatcher: Dispatcher, registry: registry_pb2_grpc.AgentRegistryServiceStub,
     ) -> None:  # fmt: skip
         self.workflows = workflows
         self.engine = engine
-        self.leases = leases
+        self.batches = batches
         self.effects = effects
-        self.redis = redis
+        self.dispatcher = dispatcher
         self.registry = registry
-        self.poll_seconds = poll_seconds
-        self.quarantine = quarantine
 
     # Workflows ---------------------------------------------------------------------------------
 
@@ -110,27 +72,41 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
 
     # Executions --------------------------------------------------------------------------------
 
+    async def _start_item(self, start: requests.StartRequest) -> StartItem:
+        workflow = await self.workflows.runnable(start.workflow_id, start.name, start.version)
+        if workflow["status"] != "published":
+            raise FailedPrecondition(f"workflow {workflow['id']} is {workflow['status']}: only published workflows run")
+        definition = self.workflows.definition(workflow["id"], workflow["definition"])
+        return StartItem(workflow["id"], definition, start.context, start.priority, start.idempotency_key,
+                         tracing.current_ids())  # fmt: skip
+
     async def StartExecution(self, request: pb.StartExecutionRequest, context: Context) -> pb.StartExecutionResponse:
-        start = requests.parse_start(request)
-        if start.workflow_id is not None:
-            workflow = await self.workflows.get(start.workflow_id)
-        else:
-            assert start.name is not None and start.version is not None
-            workflow = await self.workflows.find(start.name, start.version)
-        execution, tasks, created = await self.engine.start(
-            workflow, start.context, start.priority, start.idempotency_key, tracing.current_ids()
-        )
-        if created:
-            definition = self.workflows.definition(workflow["id"], workflow["definition"])
-            await self.effects.mirror.execution(execution, [s.id for s in definition.steps])
-            await self.effects.apply(Outcome(created=tasks))
-            log.info("execution started", extra={"metadata": {"execution_id": execution["id"]}})
+        item = await self._start_item(requests.parse_start(request))
+        started = await self.batches.starts.submit(item)
+        if started.created:
+            log.info("execution started", extra={"metadata": {"execution_id": started.execution["id"]}})
         await set_http_status(context, ACCEPTED)
-        reply = pb.StartExecutionResponse(
-            execution_id=execution["id"], workflow_id=execution["workflow_id"], status=execution["status"]
-        )
-        reply.started_at.CopyFrom(convert.timestamp(execution["started_at"]))
-        return reply
+        return _started(started)
+
+    async def StartExecutions(
+        self, request: pb.StartExecutionsRequest, context: Context
+    ) -> pb.StartExecutionsResponse:
+        if not 1 <= len(request.executions) <= MAX_BATCH_START:
+            count = len(request.executions)
+            raise InvalidArgument("executions", f"give 1 to {MAX_BATCH_START} executions, got {count}")
+        items = []
+        for i, one in enumerate(request.executions):
+            try:
+                items.append(await self._start_item(requests.parse_start(one)))
+            except InvalidArgument as err:
+                raise InvalidArgument([FieldViolation(f"executions[{i}].{v.field}", v.description)
+                                       for v in err.violations]) from None  # fmt: skip
+            except DomainError as err:
+                raise type(err)(f"executions[{i}]: {err.message}") from None
+        started = await self.batches.start_all(items)
+        log.info("executions started", extra={"metadata": {"count": sum(s.created for s in started)}})
+        await set_http_status(context, ACCEPTED)
+        return pb.StartExecutionsResponse(executions=[_started(s) for s in started])
 
     async def GetExecution(self, request: pb.GetExecutionRequest, context: Context) -> pb.GetExecutionResponse:
         row = await self.engine.get(validate.parse_uuid(request.execution_id, "execution_id"))
@@ -145,7 +121,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
 
     async def CancelExecution(self, request: pb.CancelExecutionRequest, context: Context) -> pb.CancelExecutionResponse:
         outcome = await self.engine.cancel(validate.parse_uuid(request.execution_id, "execution_id"))
-        await self.effects.apply(outcome)
+        self.effects.apply(outcome)
         return pb.CancelExecutionResponse(execution=convert.execution(outcome.execution))
 
     async def ListExecutionTasks(
@@ -173,7 +149,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         capabilities = list(first.capabilities) or list(agent.capabilities)
         if not capabilities:
             raise InvalidArgument("capabilities", "the agent has no capabilities to serve")
-        return Worker(agent_id, registry_pb2.AgentType.Value.Name(agent.type), capabilities, slots)
+        agent_type = registry_pb2.AgentType.Value.Name(agent.type)
+        return Worker(agent_id, agent_type, capabilities, slots, first.batched, agent_scoped(current_principal()))
 
     async def Work(
         self, request_iterator: AsyncIterator[pb.WorkRequest], context: Context
@@ -184,31 +161,35 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         worker = await self._worker(first)
         ossa_logging.annotate(agent_id=worker.agent_id)
         log.info("agent connected", extra={"metadata": {"agent_id": worker.agent_id, "slots": worker.slots}})
-        session = WorkSession(
-            worker, self.leases, self.effects.mirror, self.effects.hub, self.redis, self.poll_seconds, self.quarantine
-        )
+        session = WorkSession(worker, self.dispatcher, self.batches, self.effects.hub)
         async for response in session.run(request_iterator):
             yield response
 
     async def RenewLease(self, request: pb.RenewLeaseRequest, context: Context) -> pb.RenewLeaseResponse:
         task_id, token = requests.parse_token(request)
-        await require_lease_holder(self.leases.pool, task_id, token)
-        expires = await self.leases.renew(task_id, token)
+        await require_lease_holder(self.engine.pool, task_id, token)
+        expires, _ = await self.batches.renewals.submit(Report(task_id, token))
         reply = pb.RenewLeaseResponse()
         reply.lease_expires_at.CopyFrom(convert.timestamp(expires))
         return reply
 
     async def CompleteTask(self, request: pb.CompleteTaskRequest, context: Context) -> pb.CompleteTaskResponse:
         task_id, token = requests.parse_token(request)
-        await require_lease_holder(self.leases.pool, task_id, token)
-        outcome = await self.engine.complete(task_id, token, requests.parse_output(request))
-        await self.effects.apply(outcome, ended=(task_id, "completed"))
-        assert outcome.execution is not None
-        return pb.CompleteTaskResponse(execution_status=outcome.execution["status"])
+        await require_lease_holder(self.engine.pool, task_id, token)
+        done = await self.batches.completions.submit(Completion(task_id, token, requests.parse_output(request)))
+        return pb.CompleteTaskResponse(execution_status=done.execution_status)  # type: ignore[arg-type]
 
     async def FailTask(self, request: pb.FailTaskRequest, context: Context) -> pb.FailTaskResponse:
         task_id, token = requests.parse_token(request)
-        await require_lease_holder(self.leases.pool, task_id, token)
-        outcome = await self.engine.fail(task_id, token, requests.parse_error(request), request.retryable)
-        await self.effects.apply(outcome)
-        return pb.FailTaskResponse(will_retry=bool(outcome.released and outcome.released.will_retry))
+        await require_lease_holder(self.engine.pool, task_id, token)
+        failure = Failure(task_id, token, requests.parse_error(request), request.retryable)
+        return pb.FailTaskResponse(will_retry=await self.batches.failures.submit(failure))
+
+
+def _started(started: Started) -> pb.StartExecutionResponse:
+    execution = started.execution
+    reply = pb.StartExecutionResponse(
+        execution_id=execution["id"], workflow_id=execution["workflow_id"], status=execution["status"]
+    )
+    reply.started_at.CopyFrom(convert.timestamp(execution["started_at"]))
+    return reply

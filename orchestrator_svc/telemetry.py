@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import asyncpg
 
-from orchestrator_svc.engine import Outcome
+from orchestrator_svc.outcome import Outcome
 from ossa_runtime import metrics
 
 
@@ -26,10 +26,10 @@ def record(outcome: Outcome) -> None:
             metrics.observe_attempt(end.capability, end.attempt, end.seconds)
         if end.final is not None:
             metrics.count_task(end.capability, end.final)
-    execution = outcome.execution
-    if outcome.closed and execution is not None and execution["completed_at"] is not None:
-        seconds = (execution["completed_at"] - execution["started_at"]).total_seconds()
-        metrics.observe_workflow(execution["status"], seconds)
+    for execution in outcome.closed:
+        if execution["completed_at"] is not None and execution["started_at"] is not None:
+            seconds = (execution["completed_at"] - execution["started_at"]).total_seconds()
+            metrics.observe_workflow(execution["status"], seconds)
 
 
 def queue_gauges(pool: asyncpg.Pool) -> metrics.SampledGauges:

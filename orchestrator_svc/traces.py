@@ -19,7 +19,7 @@ import logging
 
 import asyncpg
 
-from orchestrator_svc.engine import Outcome
+from orchestrator_svc.outcome import Outcome, Row
 from ossa_runtime import tracing
 
 log = logging.getLogger("ossa.orchestrator")
@@ -63,9 +63,8 @@ async def _attempts(pool: asyncpg.Pool, outcome: Outcome) -> None:
         )
 
 
-async def _execution(pool: asyncpg.Pool, outcome: Outcome) -> None:
-    execution = outcome.execution
-    if not outcome.closed or execution is None or execution["completed_at"] is None:
+async def _execution(pool: asyncpg.Pool, execution: Row) -> None:
+    if execution["completed_at"] is None:
         return
     workflow = await pool.fetchrow("SELECT name, version FROM workflows WHERE id = $1", execution["workflow_id"])
     name = f"{workflow['name']}@{workflow['version']}" if workflow else execution["workflow_id"]
@@ -92,6 +91,7 @@ async def record(pool: asyncpg.Pool, outcome: Outcome) -> None:
         return
     try:
         await _attempts(pool, outcome)
-        await _execution(pool, outcome)
+        for execution in outcome.closed:
+            await _execution(pool, execution)
     except (asyncpg.PostgresError, OSError) as err:  # tracing must never fail the change itself
         log.warning("could not record trace spans: %s", err)

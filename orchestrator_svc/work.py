@@ -1,31 +1,43 @@
-"""An agent's lease stream: hand it tasks while it is alive and has free slots, push revocations.
+"""An agent's Work stream: leases pushed by the dispatcher, cancellations, and on a batched stream the
+agent's completions, failures and renewals, each answered by a Receipt after its COMMIT.
 
-Free slots are counted in PostgreSQL (leases the agent holds, on any stream or orchestrator), so
-an agent never holds more tasks than it declared. Liveness is the registry's view in Redis: a
-heartbeat key that has not expired and a status other than error/offline.
+A stream whose first message says `batched: true` gets WorkBatch messages: everything queued for
+it since the last write (assignments, cancellations, receipts) goes out in one message. Other
+streams get one assignment or cancellation per message, as before, and report with the unary RPCs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any
 
-import redis.asyncio as aioredis
+import grpc
 
-from orchestrator_svc import convert
-from orchestrator_svc.engine import Revoked
-from orchestrator_svc.events import EventHub, agent_wake_key
-from orchestrator_svc.leases import LeaseStore
-from orchestrator_svc.mirror import QueueMirror
+from orchestrator_svc import convert, requests
+from orchestrator_svc.batches import Batches, Completed, Completion, Failure, Report
+from orchestrator_svc.dispatch import Dispatcher
+from orchestrator_svc.events import EventHub
+from orchestrator_svc.outcome import Revoked
 from ossa.orchestrator.v1 import orchestrator_pb2 as pb
-from ossa_runtime import keys
-from ossa_runtime.errors import InvalidArgument
+from ossa_runtime import tracing
+from ossa_runtime.errors import DomainError, InvalidArgument
 
 log = logging.getLogger("ossa.orchestrator.work")
+_SERVICE = "/ossa.orchestrator.v1.OrchestratorService/"
+RPC_NAMES: dict[int, str] = {
+    pb.RECEIPT_KIND_COMPLETION: _SERVICE + "CompleteTask",
+    pb.RECEIPT_KIND_FAILURE: _SERVICE + "FailTask",
+    pb.RECEIPT_KIND_RENEWAL: _SERVICE + "RenewLease",
+}
 MAX_SLOTS = 1000
+MAX_REPORTS = 1000  # completions + failures + renewals in one WorkRequest
+Item = pb.Assignment | pb.Cancellation | pb.Receipt | None
 
 
 def check_slots(slots: int) -> int:
@@ -40,89 +52,173 @@ class Worker:
     agent_type: str
     capabilities: list[str]
     slots: int
+    batched: bool = False
+    scoped: bool = False  # the caller's token acts only as this agent: reports must be about its leases
 
 
-async def is_live(redis: aioredis.Redis, agent_id: str) -> bool:
-    beat, status = await redis.mget(keys.agent_heartbeat(agent_id), keys.agent_status(agent_id))
-    return beat is not None and status not in ("error", "offline")
+def _code(err: BaseException) -> tuple[int, str]:
+    if isinstance(err, DomainError):
+        return int(err.code.value[0]), str(err)
+    return int(grpc.StatusCode.UNAVAILABLE.value[0]), f"could not commit: {err}"
 
 
 class WorkSession:
-    """One Work stream: a dispatcher task fills an outbox the RPC drains."""
+    """One Work stream: the dispatcher and the group commits fill an outbox that the RPC drains."""
 
-    def __init__(
-        self, worker: Worker, leases: LeaseStore, mirror: QueueMirror, hub: EventHub, redis: aioredis.Redis,
-        poll_seconds: float, quarantine: float,
-    ) -> None:  # fmt: skip
+    def __init__(self, worker: Worker, dispatcher: Dispatcher, batches: Batches, hub: EventHub) -> None:
         self.worker = worker
-        self.leases = leases
-        self.mirror = mirror
-        self.hub = hub
-        self.redis = redis
-        self.poll_seconds = poll_seconds
-        self.quarantine = quarantine
-        self.outbox: asyncio.Queue[pb.WorkResponse | None] = asyncio.Queue()
-        self.wake = hub.waker([*worker.capabilities, agent_wake_key(worker.agent_id)])
-        self.closed = False
+        self.dispatcher = dispatcher
+        self.batches = batches
+        self.outbox: asyncio.Queue[Item] = asyncio.Queue()
         self._unsubscribe = hub.on_revoke(worker.agent_id, self._revoked)
 
-    def _revoked(self, revoked: Revoked) -> None:
-        cancellation = pb.Cancellation(
-            task_id=revoked.task_id, fencing_token=revoked.fencing_token, reason=revoked.reason
-        )
-        self.outbox.put_nowait(pb.WorkResponse(cancellation=cancellation))
+    # What the orchestrator pushes ---------------------------------------------------------------------
 
-    async def _dispatch_once(self) -> None:
-        w = self.worker
-        if not await is_live(self.redis, w.agent_id):
-            return
-        free = await self.leases.free_slots(w.agent_id, w.slots, self.quarantine)
-        if free <= 0:
-            return
-        rows = await self.leases.claim(w.agent_id, w.capabilities, w.agent_type, free)
-        if not rows:
-            return
-        await self.mirror.leased(rows)
+    def deliver(self, rows: list[Any]) -> None:
         for row in rows:
-            self.outbox.put_nowait(pb.WorkResponse(assignment=convert.assignment(row)))
-        log.debug("assigned", extra={"metadata": {"agent_id": w.agent_id, "tasks": [r["id"] for r in rows]}})
+            self.outbox.put_nowait(convert.assignment(row))
 
-    async def _dispatch(self) -> None:
-        # Ends between rounds when the stream closes, never in the middle of a claim.
-        while not self.closed:
-            self.wake.clear()
-            try:
-                await self._dispatch_once()
-            except Exception as err:  # a database hiccup must not end the agent's stream
-                log.warning("dispatch failed; retrying", extra={"metadata": {"error": str(err)}})
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.poll_seconds):
-                    await self.wake.wait()
+    def _revoked(self, revoked: Revoked) -> None:
+        self.outbox.put_nowait(
+            pb.Cancellation(task_id=revoked.task_id, fencing_token=revoked.fencing_token, reason=revoked.reason)
+        )
 
-    async def _read(self, requests: AsyncIterator[pb.WorkRequest]) -> None:
+    # What the agent reports (batched streams) ---------------------------------------------------------
+
+    def _receipt(self, kind: int, request: Any, future: asyncio.Future[Any],
+                 fill: Callable[[pb.Receipt, Any], None], started: int) -> None:  # fmt: skip
+        receipt = pb.Receipt(task_id=request.task_id, fencing_token=request.fencing_token, kind=kind)  # type: ignore[arg-type]
+        if future.cancelled():
+            receipt.code, receipt.error = int(grpc.StatusCode.CANCELLED.value[0]), "the orchestrator is stopping"
+        elif (err := future.exception()) is not None:
+            receipt.code, receipt.error = _code(err)
+        else:
+            fill(receipt, future.result())
+        self.outbox.put_nowait(receipt)
+        if getattr(request, "traceparent", ""):  # the report's span, as its unary RPC would have had
+            tracing.record_child(
+                RPC_NAMES[kind], request.traceparent, started, time.time_ns(),
+                attributes={"ossa.task_id": request.task_id, "ossa.fencing_token": request.fencing_token},
+                error=receipt.error or None,
+            )  # fmt: skip
+
+    def _reports(self, request: pb.WorkRequest) -> None:
+        count = len(request.completions) + len(request.failures) + len(request.renewals)
+        if count > MAX_REPORTS:
+            raise InvalidArgument("completions", f"at most {MAX_REPORTS} reports per message, got {count}")
+        agent = self.worker.agent_id if self.worker.scoped else None
+        batches = self.batches
+        for c in request.completions:
+            output = partial(requests.parse_output, c)
+            complete = partial(_complete, batches, output, agent)
+            self._report(pb.RECEIPT_KIND_COMPLETION, c, _completed, complete)
+        for f in request.failures:
+            fail = partial(_fail, batches, requests.parse_error(f), f.retryable, agent)
+            self._report(pb.RECEIPT_KIND_FAILURE, f, _failed, fail)
+        for r in request.renewals:
+            self._report(pb.RECEIPT_KIND_RENEWAL, r, _renewed, partial(_renew, batches, agent))
+
+    def _report(self, kind: int, request: Any, fill: Callable[[pb.Receipt, Any], None],
+                submit: Callable[[str, int], asyncio.Future[Any]]) -> None:  # fmt: skip
+        """Submit one report; a malformed one gets its INVALID_ARGUMENT receipt at once."""
         try:
-            async for request in requests:
+            task_id, token = requests.parse_token(request)
+            future = submit(task_id, token)
+        except DomainError as err:
+            receipt = pb.Receipt(task_id=request.task_id, fencing_token=request.fencing_token, kind=kind)  # type: ignore[arg-type]
+            receipt.code, receipt.error = _code(err)
+            self.outbox.put_nowait(receipt)
+            return
+        started = time.time_ns()
+        future.add_done_callback(lambda done: self._receipt(kind, request, done, fill, started))
+
+    async def _read(self, requests_: AsyncIterator[pb.WorkRequest], agent: Any) -> None:
+        try:
+            async for request in requests_:
                 if request.slots:
                     self.worker.slots = check_slots(request.slots)
-                    self.wake.set()
+                    self.dispatcher.resize(agent, self.worker.slots)
+                if self.worker.batched and (request.completions or request.failures or request.renewals):
+                    self._reports(request)
         finally:
             self.outbox.put_nowait(None)  # the agent closed its side: end the stream
 
-    async def run(self, requests: AsyncIterator[pb.WorkRequest]) -> AsyncIterator[pb.WorkResponse]:
-        dispatcher = asyncio.create_task(self._dispatch(), name=f"dispatch-{self.worker.agent_id}")
-        reader = asyncio.create_task(self._read(requests), name=f"read-{self.worker.agent_id}")
+    # The stream ---------------------------------------------------------------------------------------
+
+    def _drain(self, first: Item) -> tuple[pb.WorkResponse | None, bool]:
+        """Everything queued now, as one WorkBatch; and whether the stream ends after it."""
+        batch = pb.WorkBatch()
+        item, end = first, False
+        while True:
+            if item is None:
+                end = True
+                break
+            if isinstance(item, pb.Assignment):
+                batch.assignments.append(item)
+            elif isinstance(item, pb.Cancellation):
+                batch.cancellations.append(item)
+            else:
+                batch.receipts.append(item)
+            if self.outbox.empty():
+                break
+            item = self.outbox.get_nowait()
+        empty = not (batch.assignments or batch.cancellations or batch.receipts)
+        return (None if empty else pb.WorkResponse(batch=batch)), end
+
+    async def run(self, requests_: AsyncIterator[pb.WorkRequest]) -> AsyncIterator[pb.WorkResponse]:
+        w = self.worker
+        agent = await self.dispatcher.attach(w.agent_id, w.agent_type, w.capabilities, w.slots, self)
+        reader = asyncio.create_task(self._read(requests_, agent), name=f"read-{w.agent_id}")
         try:
             while True:
                 item = await self.outbox.get()
-                if item is None:
-                    if reader.done() and reader.exception() is not None:
+                if w.batched:
+                    message, end = self._drain(item)
+                    if message is not None:
+                        yield message
+                elif item is None:
+                    end = True
+                elif isinstance(item, pb.Assignment):
+                    yield pb.WorkResponse(assignment=item)
+                    end = False
+                elif isinstance(item, pb.Cancellation):
+                    yield pb.WorkResponse(cancellation=item)
+                    end = False
+                else:
+                    end = False  # receipts exist only on batched streams
+                if end:
+                    if reader.done() and not reader.cancelled() and reader.exception() is not None:
                         raise reader.exception()  # type: ignore[misc]
                     return
-                yield item
         finally:
-            self.closed = True
-            self.wake.set()
             reader.cancel()
-            await asyncio.gather(dispatcher, reader, return_exceptions=True)
+            await asyncio.gather(reader, return_exceptions=True)
             self._unsubscribe()
-            self.hub.drop_waker(self.wake)
+            self.dispatcher.detach(agent, self)
+
+
+def _complete(batches: Batches, output: Callable[[], dict[str, Any]], agent: str | None, task_id: str,
+              token: int) -> asyncio.Future[Completed]:  # fmt: skip
+    return batches.completions.submit_nowait(Completion(task_id, token, output(), agent))
+
+
+def _fail(batches: Batches, error: str, retryable: bool, agent: str | None, task_id: str,
+          token: int) -> asyncio.Future[bool]:  # fmt: skip
+    return batches.failures.submit_nowait(Failure(task_id, token, error, retryable, agent))
+
+
+def _renew(batches: Batches, agent: str | None, task_id: str, token: int) -> asyncio.Future[tuple[datetime, str]]:
+    return batches.renewals.submit_nowait(Report(task_id, token, agent))
+
+
+def _completed(receipt: pb.Receipt, result: Completed) -> None:
+    receipt.execution_status = result.execution_status  # type: ignore[assignment]
+
+
+def _failed(receipt: pb.Receipt, will_retry: bool) -> None:
+    receipt.will_retry = will_retry
+
+
+def _renewed(receipt: pb.Receipt, result: tuple[datetime, str]) -> None:
+    receipt.lease_expires_at.CopyFrom(convert.timestamp(result[0]))
+

@@ -19,6 +19,10 @@ class WorkflowStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
         self._definitions: dict[str, Definition] = {}
+        # Workflows seen published, by id and by (name, version): their definition never changes again.
+        # Whether one is still published when a run starts is checked by the start's own statement.
+        self._published: dict[str, Row] = {}
+        self._by_name: dict[tuple[str, str], str] = {}
 
     async def create(self, name: str, version: str, description: str, definition: dict[str, Any]) -> Row:
         try:
@@ -65,10 +69,34 @@ class WorkflowStore:
         if row is None:
             current = await self.get(workflow_id)
             raise FailedPrecondition(f"workflow {workflow_id} is {current['status']} and cannot become {target}")
+        if target != "published":
+            self._published.pop(workflow_id, None)
         return row
 
-    def cached_definition(self, workflow_id: str) -> Definition | None:
-        return self._definitions.get(workflow_id)
+    async def runnable(self, workflow_id: str | None, name: str | None, version: str | None) -> Row:
+        """The workflow to start, by id or by name and version, from the cache once seen published."""
+        if workflow_id is None:
+            assert name is not None and version is not None
+            workflow_id = self._by_name.get((name, version))
+            if workflow_id is None:
+                row = await self.find(name, version)
+                return self._remember(row)
+        cached = self._published.get(workflow_id)
+        return cached if cached is not None else self._remember(await self.get(workflow_id))
+
+    def _remember(self, row: Row) -> Row:
+        if row["status"] == "published":
+            self._published[row["id"]] = row
+            self._by_name[(row["name"], row["version"])] = row["id"]
+        return row
+
+    async def definition_for(self, conn: asyncpg.Connection, workflow_id: str) -> Definition:
+        """The parsed definition of a workflow that has runs (so it is immutable): cached, else read on `conn`."""
+        cached = self._definitions.get(workflow_id)
+        if cached is not None:
+            return cached
+        raw = await conn.fetchval("SELECT definition FROM workflows WHERE id = $1", workflow_id)
+        return self.definition(workflow_id, raw)
 
     def definition(self, workflow_id: str, raw: dict[str, Any]) -> Definition:
         """The parsed definition of a published workflow (immutable, so cached)."""

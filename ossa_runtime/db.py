@@ -96,6 +96,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _reset(conn: asyncpg.Connection) -> None:
+    """On release to the pool: roll back a transaction left open, and nothing else. asyncpg's default
+    reset costs a round trip per release (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL); the
+    services keep no session state (migrations unlock their advisory lock themselves)."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 async def create_pool(settings: Settings, *, wait_seconds: float = 30.0, service: str = "") -> asyncpg.Pool:
     """Connect (retrying while the server starts), run migrations, return the pool.
 
@@ -119,6 +127,7 @@ async def create_pool(settings: Settings, *, wait_seconds: float = 30.0, service
                 min_size=settings.db_pool_min,
                 max_size=settings.db_pool_max,
                 init=init,
+                reset=_reset,
                 command_timeout=30,
             )
             break

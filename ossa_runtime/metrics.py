@@ -12,6 +12,8 @@
                                                                           in seconds: completed | failed | cancelled
     ossa_db_query_duration_seconds  histogram  service, operation         every asyncpg query: select | insert |
                                                                           update | delete | begin | commit | ...
+    ossa_orchestrator_batch_size    histogram  kind                       orchestrator: items per group commit
+                                                                          (start, complete, fail, renew, claim)
     ossa_agents_active              gauge      -                          registry: agents whose heartbeat key is
                                                                           alive and whose status is not offline
     ossa_workflows_running          gauge      -                          orchestrator: executions pending or running
@@ -103,6 +105,13 @@ DB_QUERY_DURATION = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
     registry=None,
 )
+BATCH_SIZE = Histogram(
+    "ossa_orchestrator_batch_size",
+    "Items committed together in one transaction (group commit)",
+    ("kind",),
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+    registry=None,
+)
 WORKFLOW_COMPLETION = Summary(
     "ossa_workflow_completion_time", "Workflow completion time summary", ("status",), registry=None
 )
@@ -113,6 +122,7 @@ DEFINED: tuple[Collector, ...] = (
     REQUEST_DURATION,
     TASK_DURATION,
     DB_QUERY_DURATION,
+    BATCH_SIZE,
     WORKFLOW_COMPLETION,
 )
 
@@ -134,6 +144,10 @@ def observe_rpc(service: str, method: str, status: str, seconds: float) -> None:
     REQUEST_DURATION.labels(service, method, status).observe(seconds)
     if status != "OK":
         ERRORS.labels(service, method, status).inc()
+
+
+def observe_batch(kind: str, items: int) -> None:
+    BATCH_SIZE.labels(kind).observe(items)
 
 
 def observe_attempt(capability: str, outcome: str, seconds: float) -> None:

@@ -279,3 +279,20 @@ def record_span(
     if error:
         span.set_status(Status(StatusCode.ERROR, error))
     span.end(end_time=max(_nanos(end), _nanos(start)))
+
+
+def record_child(
+    name: str, parent: str, start_ns: int, end_ns: int, *, kind: SpanKind = SpanKind.SERVER,
+    attributes: Mapping[str, Any] | None = None, error: str | None = None,
+) -> None:
+    """Record a finished span whose parent is the W3C `parent` (e.g. a report on a Work stream, child
+    of the agent's run); a no-op while nothing is exported or without a valid parent."""
+    if not exporting():
+        return
+    ctx = context_of(parent)
+    if ctx is None:
+        return
+    span = tracer().start_span(name, context=ctx, kind=kind, attributes=attributes, start_time=start_ns)
+    if error:
+        span.set_status(Status(StatusCode.ERROR, error))
+    span.end(end_time=max(end_ns, start_ns))

@@ -65,6 +65,7 @@ RPC_PERMISSIONS: Final[dict[str, str]] = {
     _ORCHESTRATOR + "DeprecateWorkflow": WORKFLOW_WRITE,
     # Orchestrator: executions
     _ORCHESTRATOR + "StartExecution": WORKFLOW_EXECUTE,
+    _ORCHESTRATOR + "StartExecutions": WORKFLOW_EXECUTE,
     _ORCHESTRATOR + "GetExecution": WORKFLOW_READ,
     _ORCHESTRATOR + "ListExecutions": WORKFLOW_READ,
     _ORCHESTRATOR + "CancelExecution": WORKFLOW_EXECUTE,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from orchestrator_svc import monitor_feed
-from orchestrator_svc.engine import Outcome
+from orchestrator_svc.outcome import Outcome
 from orchestrator_svc.leases import TaskEnd
 from orchestrator_svc.monitor_feed import DEPTH_PREFIX, DURATION, FINISHED, MonitorFeed
 from ossa.monitoring.v1 import monitoring_pb2 as pb

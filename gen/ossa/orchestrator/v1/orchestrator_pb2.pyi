@@ -12,6 +12,17 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ReceiptKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RECEIPT_KIND_UNSPECIFIED: _ClassVar[ReceiptKind]
+    RECEIPT_KIND_COMPLETION: _ClassVar[ReceiptKind]
+    RECEIPT_KIND_FAILURE: _ClassVar[ReceiptKind]
+    RECEIPT_KIND_RENEWAL: _ClassVar[ReceiptKind]
+RECEIPT_KIND_UNSPECIFIED: ReceiptKind
+RECEIPT_KIND_COMPLETION: ReceiptKind
+RECEIPT_KIND_FAILURE: ReceiptKind
+RECEIPT_KIND_RENEWAL: ReceiptKind
+
 class WorkflowStatus(_message.Message):
     __slots__ = ()
     class Value(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
@@ -278,6 +289,18 @@ class StartExecutionResponse(_message.Message):
     started_at: _timestamp_pb2.Timestamp
     def __init__(self, execution_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus.Value, str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class StartExecutionsRequest(_message.Message):
+    __slots__ = ("executions",)
+    EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
+    executions: _containers.RepeatedCompositeFieldContainer[StartExecutionRequest]
+    def __init__(self, executions: _Optional[_Iterable[_Union[StartExecutionRequest, _Mapping]]] = ...) -> None: ...
+
+class StartExecutionsResponse(_message.Message):
+    __slots__ = ("executions",)
+    EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
+    executions: _containers.RepeatedCompositeFieldContainer[StartExecutionResponse]
+    def __init__(self, executions: _Optional[_Iterable[_Union[StartExecutionResponse, _Mapping]]] = ...) -> None: ...
+
 class GetExecutionRequest(_message.Message):
     __slots__ = ("execution_id",)
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -345,14 +368,22 @@ class GetTaskResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
 
 class WorkRequest(_message.Message):
-    __slots__ = ("agent_id", "capabilities", "slots")
+    __slots__ = ("agent_id", "capabilities", "slots", "batched", "completions", "failures", "renewals")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     SLOTS_FIELD_NUMBER: _ClassVar[int]
+    BATCHED_FIELD_NUMBER: _ClassVar[int]
+    COMPLETIONS_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    RENEWALS_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     capabilities: _containers.RepeatedScalarFieldContainer[str]
     slots: int
-    def __init__(self, agent_id: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ..., slots: _Optional[int] = ...) -> None: ...
+    batched: bool
+    completions: _containers.RepeatedCompositeFieldContainer[CompleteTaskRequest]
+    failures: _containers.RepeatedCompositeFieldContainer[FailTaskRequest]
+    renewals: _containers.RepeatedCompositeFieldContainer[RenewLeaseRequest]
+    def __init__(self, agent_id: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ..., slots: _Optional[int] = ..., batched: _Optional[bool] = ..., completions: _Optional[_Iterable[_Union[CompleteTaskRequest, _Mapping]]] = ..., failures: _Optional[_Iterable[_Union[FailTaskRequest, _Mapping]]] = ..., renewals: _Optional[_Iterable[_Union[RenewLeaseRequest, _Mapping]]] = ...) -> None: ...
 
 class Assignment(_message.Message):
     __slots__ = ("task_id", "execution_id", "step_id", "capability", "input", "fencing_token", "lease_expires_at", "lease_seconds", "timeout_seconds", "attempt", "traceparent", "capability_query")
@@ -392,13 +423,45 @@ class Cancellation(_message.Message):
     reason: str
     def __init__(self, task_id: _Optional[str] = ..., fencing_token: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class Receipt(_message.Message):
+    __slots__ = ("task_id", "fencing_token", "kind", "code", "error", "lease_expires_at", "will_retry", "execution_status")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    FENCING_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    LEASE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    WILL_RETRY_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_STATUS_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    fencing_token: int
+    kind: ReceiptKind
+    code: int
+    error: str
+    lease_expires_at: _timestamp_pb2.Timestamp
+    will_retry: bool
+    execution_status: ExecutionStatus.Value
+    def __init__(self, task_id: _Optional[str] = ..., fencing_token: _Optional[int] = ..., kind: _Optional[_Union[ReceiptKind, str]] = ..., code: _Optional[int] = ..., error: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., will_retry: _Optional[bool] = ..., execution_status: _Optional[_Union[ExecutionStatus.Value, str]] = ...) -> None: ...
+
+class WorkBatch(_message.Message):
+    __slots__ = ("assignments", "cancellations", "receipts")
+    ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
+    CANCELLATIONS_FIELD_NUMBER: _ClassVar[int]
+    RECEIPTS_FIELD_NUMBER: _ClassVar[int]
+    assignments: _containers.RepeatedCompositeFieldContainer[Assignment]
+    cancellations: _containers.RepeatedCompositeFieldContainer[Cancellation]
+    receipts: _containers.RepeatedCompositeFieldContainer[Receipt]
+    def __init__(self, assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., cancellations: _Optional[_Iterable[_Union[Cancellation, _Mapping]]] = ..., receipts: _Optional[_Iterable[_Union[Receipt, _Mapping]]] = ...) -> None: ...
+
 class WorkResponse(_message.Message):
-    __slots__ = ("assignment", "cancellation")
+    __slots__ = ("assignment", "cancellation", "batch")
     ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
     CANCELLATION_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     assignment: Assignment
     cancellation: Cancellation
-    def __init__(self, assignment: _Optional[_Union[Assignment, _Mapping]] = ..., cancellation: _Optional[_Union[Cancellation, _Mapping]] = ...) -> None: ...
+    batch: WorkBatch
+    def __init__(self, assignment: _Optional[_Union[Assignment, _Mapping]] = ..., cancellation: _Optional[_Union[Cancellation, _Mapping]] = ..., batch: _Optional[_Union[WorkBatch, _Mapping]] = ...) -> None: ...
 
 class RenewLeaseRequest(_message.Message):
     __slots__ = ("task_id", "fencing_token")
@@ -415,14 +478,16 @@ class RenewLeaseResponse(_message.Message):
     def __init__(self, lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CompleteTaskRequest(_message.Message):
-    __slots__ = ("task_id", "fencing_token", "output")
+    __slots__ = ("task_id", "fencing_token", "output", "traceparent")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     FENCING_TOKEN_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     fencing_token: int
     output: _struct_pb2.Struct
-    def __init__(self, task_id: _Optional[str] = ..., fencing_token: _Optional[int] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    traceparent: str
+    def __init__(self, task_id: _Optional[str] = ..., fencing_token: _Optional[int] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., traceparent: _Optional[str] = ...) -> None: ...
 
 class CompleteTaskResponse(_message.Message):
     __slots__ = ("execution_status",)
@@ -431,16 +496,18 @@ class CompleteTaskResponse(_message.Message):
     def __init__(self, execution_status: _Optional[_Union[ExecutionStatus.Value, str]] = ...) -> None: ...
 
 class FailTaskRequest(_message.Message):
-    __slots__ = ("task_id", "fencing_token", "error", "retryable")
+    __slots__ = ("task_id", "fencing_token", "error", "retryable", "traceparent")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     FENCING_TOKEN_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RETRYABLE_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     fencing_token: int
     error: str
     retryable: bool
-    def __init__(self, task_id: _Optional[str] = ..., fencing_token: _Optional[int] = ..., error: _Optional[str] = ..., retryable: _Optional[bool] = ...) -> None: ...
+    traceparent: str
+    def __init__(self, task_id: _Optional[str] = ..., fencing_token: _Optional[int] = ..., error: _Optional[str] = ..., retryable: _Optional[bool] = ..., traceparent: _Optional[str] = ...) -> None: ...
 
 class FailTaskResponse(_message.Message):
     __slots__ = ("will_retry",)

@@ -65,6 +65,11 @@ class OrchestratorServiceStub:
                 request_serializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.StartExecutionRequest.SerializeToString,
                 response_deserializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.StartExecutionResponse.FromString,
                 _registered_method=True)
+        self.StartExecutions = channel.unary_unary(
+                '/ossa.orchestrator.v1.OrchestratorService/StartExecutions',
+                request_serializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.StartExecutionsRequest.SerializeToString,
+                response_deserializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.StartExecutionsResponse.FromString,
+                _registered_method=True)
         self.GetExecution = channel.unary_unary(
                 '/ossa.orchestrator.v1.OrchestratorService/GetExecution',
                 request_serializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetExecutionRequest.SerializeToString,
@@ -153,6 +158,13 @@ class OrchestratorServiceServicer:
 
     def StartExecution(self, request, context):
         """StartExecution runs a published workflow (HTTP 202); an idempotency key returns the same run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartExecutions(self, request, context):
+        """StartExecutions starts many runs in one call (HTTP 202), all or none; each item has its own idempotency key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -253,6 +265,11 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     servicer.StartExecution,
                     request_deserializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.StartExecutionRequest.FromString,
                     response_serializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.StartExecutionResponse.SerializeToString,
+            ),
+            'StartExecutions': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartExecutions,
+                    request_deserializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.StartExecutionsRequest.FromString,
+                    response_serializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.StartExecutionsResponse.SerializeToString,
             ),
             'GetExecution': grpc.unary_unary_rpc_method_handler(
                     servicer.GetExecution,
@@ -463,6 +480,33 @@ class OrchestratorService:
             '/ossa.orchestrator.v1.OrchestratorService/StartExecution',
             ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.StartExecutionRequest.SerializeToString,
             ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.StartExecutionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartExecutions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ossa.orchestrator.v1.OrchestratorService/StartExecutions',
+            ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.StartExecutionsRequest.SerializeToString,
+            ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.StartExecutionsResponse.FromString,
             options,
             channel_credentials,
             insecure,
