@@ -185,7 +185,12 @@ def _outcome(rows: list[Any]) -> Outcome:
         outcome.completed.append(r["task_id"])
         outcome.ended.append(
             TaskEnd(
-                r["capability"], "completed", r["seconds"], "completed", r["task_id"], r["fencing_token"],
+                r["capability"],
+                "completed",
+                r["seconds"],
+                "completed",
+                r["task_id"],
+                r["fencing_token"],
                 r["agent_id"] or "",
             )
         )

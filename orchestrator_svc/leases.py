@@ -240,7 +240,13 @@ class LeaseStore:
         return [renewed.get((r.task_id, r.token)) or refused[(r.task_id, r.token)] for r in reports]
 
     async def release(
-        self, conn: asyncpg.Connection, task_id: str, token: int | None, error: str, retryable: bool, outcome: str,
+        self,
+        conn: asyncpg.Connection,
+        task_id: str,
+        token: int | None,
+        error: str,
+        retryable: bool,
+        outcome: str,
         agent_id: str | None = None,
     ) -> Released | None:
         """End a lease without output: back to the queue with backoff while attempts remain, else failed.

@@ -44,7 +44,11 @@ class MatcherUnavailable(Exception):
 
 class Router:
     def __init__(
-        self, pool: asyncpg.Pool, redis: aioredis.Redis, announce: Callable[[set[str]], None], matcher: Matcher,
+        self,
+        pool: asyncpg.Pool,
+        redis: aioredis.Redis,
+        announce: Callable[[set[str]], None],
+        matcher: Matcher,
         min_score: float,
     ) -> None:
         self.pool = pool

@@ -88,9 +88,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         await set_http_status(context, ACCEPTED)
         return _started(started)
 
-    async def StartExecutions(
-        self, request: pb.StartExecutionsRequest, context: Context
-    ) -> pb.StartExecutionsResponse:
+    async def StartExecutions(self, request: pb.StartExecutionsRequest, context: Context) -> pb.StartExecutionsResponse:
         if not 1 <= len(request.executions) <= MAX_BATCH_START:
             count = len(request.executions)
             raise InvalidArgument("executions", f"give 1 to {MAX_BATCH_START} executions, got {count}")

@@ -88,8 +88,8 @@ class WorkSession:
     def _receipt(self, kind: int, request: Any, future: asyncio.Future[Any],
                  fill: Callable[[pb.Receipt, Any], None], started: int) -> None:  # fmt: skip
         receipt = pb.Receipt(task_id=request.task_id, fencing_token=request.fencing_token, kind=kind)  # type: ignore[arg-type]
-        if future.cancelled():
-            receipt.code, receipt.error = int(grpc.StatusCode.CANCELLED.value[0]), "the orchestrator is stopping"
+        if future.cancelled():  # the orchestrator is stopping: the agent sends it again (to another one)
+            receipt.code, receipt.error = int(grpc.StatusCode.UNAVAILABLE.value[0]), "the orchestrator is stopping"
         elif (err := future.exception()) is not None:
             receipt.code, receipt.error = _code(err)
         else:
@@ -170,6 +170,8 @@ class WorkSession:
         agent = await self.dispatcher.attach(w.agent_id, w.agent_type, w.capabilities, w.slots, self)
         reader = asyncio.create_task(self._read(requests_, agent), name=f"read-{w.agent_id}")
         try:
+            if w.batched:  # tells the agent at once that this stream takes its reports
+                yield pb.WorkResponse(batch=pb.WorkBatch())
             while True:
                 item = await self.outbox.get()
                 if w.batched:
@@ -221,4 +223,3 @@ def _failed(receipt: pb.Receipt, will_retry: bool) -> None:
 
 def _renewed(receipt: pb.Receipt, result: tuple[datetime, str]) -> None:
     receipt.lease_expires_at.CopyFrom(convert.timestamp(result[0]))
-

@@ -2,8 +2,11 @@
 
     ossa up [--data-dir DIR] [--registry-workers N] [--gateway-port PORT] ...
 
-Exit codes: 0 success / clean stop, 1 the platform failed (start-up or a child died), 2 bad
-settings or a busy port (nothing was started).
+`ossa up` restarts a child that exits by itself, with backoff (ossa_cli/restart.py, the
+OSSA_RESTART_* settings), and gives up only when one child keeps crashing.
+
+Exit codes: 0 success / clean stop, 1 the platform failed (start-up, or a child crashed too often),
+2 bad settings or a busy port (nothing was started).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from ossa_cli.backup import add_backup_commands
 from ossa_cli.plan import HEALTH_PATH, Plan, build_plan
 from ossa_cli.ports import PortError, check_ports, free_ports
 from ossa_cli.reindex import add_reindex_command
+from ossa_cli.restart import RestartPolicy
 from ossa_cli.supervisor import Supervisor
 from ossa_cli.token import add_token_commands
 from ossa_runtime import tls
@@ -46,7 +50,8 @@ def _add_up(sub: Any) -> None:
     up = sub.add_parser(
         "up",
         help="run the whole platform in the foreground (embedded PostgreSQL and Redis unless configured)",
-        description="Start PostgreSQL, Redis, the services and the Envoy gateway; stop them all on Ctrl-C.",
+        description="Start PostgreSQL, Redis, the services and the Envoy gateway, restart any that crashes "
+        "(OSSA_RESTART_* settings), and stop them all on Ctrl-C.",
     )
     up.add_argument(
         "--data-dir",
@@ -64,10 +69,14 @@ def _add_up(sub: Any) -> None:
         type=argtypes.positive,
         metavar="N",
         dest="orchestrator_workers",
-        help=f"orchestrator processes sharing its port (default: ${PREFIX}ORCHESTRATOR_WORKERS or 1)",
+        help=f"orchestrator processes sharing its port (default: ${PREFIX}ORCHESTRATOR_WORKERS or one per core)",
     )
     up.add_argument(
-        "--startup-timeout", type=float, default=60.0, metavar="SECONDS", help="give up starting after this long"
+        "--startup-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="give up starting (or waiting for a restarted part) after this long",
     )
     up.add_argument(
         "--canary",
@@ -206,7 +215,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         if getattr(args, "canary", False):
             _add_canary(plan, args.istio_dir)
         print(f"starting the OSSA platform (data directory: {plan.settings.data_dir})", file=sys.stderr, flush=True)
-        supervisor = Supervisor(plan.stages, startup_timeout=args.startup_timeout)
+        policy = RestartPolicy.from_settings(plan.settings)
+        supervisor = Supervisor(plan.stages, startup_timeout=args.startup_timeout, policy=policy)
         return asyncio.run(supervisor.run(lambda sup: print(summary(plan, sup), flush=True)))
     finally:
         lock.release()

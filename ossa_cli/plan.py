@@ -132,6 +132,7 @@ def _embedded(server: EmbeddedPostgres | EmbeddedValkey, stop_timeout: float) ->
         prepare=server.prepare,
         stop_signal=server.stop_signal,
         stop_timeout=stop_timeout,
+        recover=server.clear_leftovers if isinstance(server, EmbeddedPostgres) else None,
     )
 
 

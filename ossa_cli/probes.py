@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -90,3 +91,29 @@ def all_of(*probes: Probe) -> Probe:
             await p()
 
     return probe
+
+
+async def probe_unless_exited(probe: Probe, exited: asyncio.Future[Any], timeout: float) -> None:
+    """Run `probe` for at most `timeout` seconds (TimeoutError), returning early when the process it
+    probes has exited (`exited` is done: the caller looks at that)."""
+    attempt = asyncio.ensure_future(probe())
+    try:
+        await asyncio.wait({attempt, exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        attempt.cancel()
+        await asyncio.gather(attempt, return_exceptions=True)
+    if exited.done():
+        return
+    if attempt.cancelled():
+        raise TimeoutError()
+    attempt.result()
+
+
+def describe(err: BaseException) -> str:
+    """A failed probe's error in a few words."""
+    if isinstance(err, TimeoutError):
+        return "timed out"
+    if isinstance(err, grpc.aio.AioRpcError):
+        return f"gRPC {err.code().name}: {err.details()}"
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__

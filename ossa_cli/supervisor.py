@@ -1,4 +1,9 @@
-"""Run a set of child processes in stages: start in order, watch, stop in reverse order.
+"""Run a set of child processes in stages: start in order, restart what crashes, stop in reverse order.
+
+Once everything is up, a child that exits by itself is started again after a backoff and must pass
+its readiness probe again; after too many crashes of one child (ossa_cli/restart.py) the supervisor
+gives up and stops the rest. The children that depend on a restarted one are left alone: they
+reconnect by themselves. A stop that was asked for is never counted as a crash.
 
 Every child is a foreground process in its own process group (a terminal's Ctrl-C reaches only the
 supervisor, which then stops the children in order). The supervisor starts them from the thread
@@ -13,17 +18,18 @@ import contextlib
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
-
 from ossa_cli.embedded import log_tail, open_log
-from ossa_cli.probes import Probe
+from ossa_cli.probes import Probe, describe, probe_unless_exited
+from ossa_cli.restart import CrashCount, RestartPolicy
 
 Say = Callable[[str], None]
+Slot = tuple[int, int]  # (stage, position in the stage) of a child in Supervisor.children
 
 
 def _say(message: str) -> None:
@@ -32,7 +38,9 @@ def _say(message: str) -> None:
 
 @dataclass
 class Component:
-    """One child process. `prepare` (blocking, run in a thread) runs before `argv`/`env` are read."""
+    """One child process. `prepare` (blocking, run in a thread) runs before `argv`/`env` are read at
+    the first start; `recover` (the same way) before each restart after a crash, e.g. to clear what
+    the dead process left behind."""
 
     name: str
     argv: Callable[[], Sequence[str]]
@@ -43,6 +51,7 @@ class Component:
     prepare: Callable[[], None] | None = None
     stop_signal: signal.Signals = signal.SIGTERM
     stop_timeout: float = 10.0
+    recover: Callable[[], None] | None = None
 
 
 @dataclass
@@ -62,6 +71,10 @@ class Child:
 
     def tail(self, lines: int = 20) -> str:
         return log_tail(self.component.log_path, self.log_offset, lines)
+
+    async def wait(self) -> int:
+        """Its exit code, once it has exited (a waiter that is cancelled leaves `exited` alone)."""
+        return await asyncio.shield(self.exited)
 
 
 class StartupError(RuntimeError):
@@ -88,15 +101,32 @@ def _indent(text: str) -> str:
 
 
 class Supervisor:
-    def __init__(self, stages: Sequence[Sequence[Component]], *, startup_timeout: float = 60.0, say: Say = _say):
+    """`clock` (monotonic seconds) times the crashes and `sleep` waits out the backoff (tests pass
+    their own); `policy` says when to restart and when to give up."""
+
+    def __init__(
+        self,
+        stages: Sequence[Sequence[Component]],
+        *,
+        startup_timeout: float = 60.0,
+        say: Say = _say,
+        policy: RestartPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
         self.stages = [list(stage) for stage in stages]
         self.startup_timeout = startup_timeout
         self.say = say
-        self.children: list[list[Child]] = []
+        self.policy = policy or RestartPolicy()
+        self.clock = clock
+        self.sleep = sleep
+        self.children: list[list[Child]] = []  # the current process of each component, restarts included
         self._stop_requested = asyncio.Event()
         self._force = asyncio.Event()
-        self._exits: asyncio.Queue[Child] = asyncio.Queue()
+        self._exits: asyncio.Queue[Child] = asyncio.Queue()  # exits while starting
+        self._started = False
         self._stopping = False
+        self._keepers: list[asyncio.Task[str | None]] = []
         self._stop_task: asyncio.Task[None] | None = None
 
     @property
@@ -126,6 +156,7 @@ class Supervisor:
             for result in results:
                 if isinstance(result, BaseException):
                     raise result
+        self._started = True
 
     def _check_interrupted(self) -> None:
         if self._stop_requested.is_set():
@@ -163,17 +194,24 @@ class Supervisor:
         return child
 
     def _on_exit(self, child: Child) -> None:
-        if not self._stopping:
+        if not self._started and not self._stopping:
             self._exits.put_nowait(child)
+
+    def _dead(self, child: Child) -> Child | None:
+        """A child that exited: while starting, any of them; afterwards, `child`."""
+        if not self._started and not self._exits.empty():
+            dead = self._exits.get_nowait()
+            self._exits.put_nowait(dead)  # still there for the next look
+            return dead
+        return child if child.exited.done() else None
 
     async def _wait_ready(self, child: Child, deadline: float) -> None:
         loop = asyncio.get_running_loop()
         last_error = "no answer yet"
         while True:
             self._check_interrupted()
-            if not self._exits.empty():
-                dead = self._exits.get_nowait()
-                self._exits.put_nowait(dead)  # still reported by wait() if start() is not the caller
+            dead = self._dead(child)
+            if dead is not None:
                 raise StartupError(
                     dead.name,
                     f"{exit_status(dead.proc.returncode)} while starting",
@@ -182,11 +220,11 @@ class Supervisor:
                 )
             remaining = deadline - loop.time()
             try:
-                async with asyncio.timeout(max(0.2, min(5.0, remaining))):
-                    await child.component.ready()
-                return
+                await probe_unless_exited(child.component.ready, child.exited, max(0.2, min(5.0, remaining)))
+                if not child.exited.done():
+                    return
             except Exception as err:  # TimeoutError included
-                last_error = _describe(err)
+                last_error = describe(err)
             if loop.time() >= deadline:
                 raise StartupError(
                     child.name,
@@ -196,19 +234,78 @@ class Supervisor:
                 )
             await asyncio.sleep(0.1)
 
-    # Running -----------------------------------------------------------------------------------
+    # Running: restarts -------------------------------------------------------------------------
 
-    async def wait(self) -> Child | None:
-        """Until a child exits by itself (returned) or a stop is requested (None)."""
+    async def watch(self) -> str | None:
+        """After start(): restart every child that exits, until a stop is requested (None) or one
+        child crashed too often (returns what to tell the user)."""
+        self._started = True
+        slots = [(i, j) for i, stage in enumerate(self.children) for j in range(len(stage))]
+        self._keepers = [asyncio.ensure_future(self._keep(slot)) for slot in slots]
         stop = asyncio.ensure_future(self._stop_requested.wait())
-        exit_ = asyncio.ensure_future(self._exits.get())
+        pending: set[asyncio.Future[Any]] = {stop, *self._keepers}
         try:
-            await asyncio.wait({stop, exit_}, return_when=asyncio.FIRST_COMPLETED)
+            while not stop.done():
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for keeper in done - {stop}:
+                    failure = None if keeper.cancelled() else keeper.result()  # cancelled: stopping
+                    if failure is not None and not stop.done():
+                        return str(failure)
+            return None
         finally:
             stop.cancel()
-            exit_.cancel()
-        if exit_.done() and not exit_.cancelled():
-            return exit_.result()
+
+    def _at(self, slot: Slot) -> Child:
+        return self.children[slot[0]][slot[1]]
+
+    async def _keep(self, slot: Slot) -> str | None:
+        """Restart the child in `slot` each time it exits; returns the give-up message, or None if
+        a stop interrupted a restart."""
+        crashes = CrashCount(self.policy)
+        child = self._at(slot)
+        status = exit_status(await child.wait())
+        while True:
+            delay = crashes.crashed(self.clock())
+            if delay is None:
+                tail = _indent(child.tail()) or "  (empty)"
+                return (
+                    f"{child.name} (pid {child.pid}) {status}; that is {self.policy.limit}: giving up\n"
+                    f"last lines of {child.component.log_path}:\n{tail}\nstopping the rest"
+                )
+            self.say(
+                f"{child.name} (pid {child.pid}) {status}; restart {crashes.count} in {delay:g}s "
+                f"(ossa up gives up after {self.policy.limit})"
+            )
+            await self.sleep(delay)
+            try:
+                failure = await self._restart(slot)
+            except Interrupted:
+                return None
+            child = self._at(slot)
+            if failure is None:
+                self.say(f"{child.name} restarted (pid {child.pid}) and ready")
+                status = exit_status(await child.wait())
+            else:
+                status = failure
+
+    async def _restart(self, slot: Slot) -> str | None:
+        """Start the component in `slot` again and wait until it is ready: None, or why it failed."""
+        component = self._at(slot).component
+        if component.recover is not None:
+            try:
+                await asyncio.to_thread(component.recover)
+            except Exception as err:
+                return f"could not be restarted: {err}"
+        try:
+            child = await self._spawn(component)
+        except StartupError as err:
+            return err.reason
+        self.children[slot[0]][slot[1]] = child
+        try:
+            await self._wait_ready(child, asyncio.get_running_loop().time() + self.startup_timeout)
+        except StartupError as err:
+            await self._stop_child(child)  # not ready in time: it counts as a crash
+            return err.reason
         return None
 
     def request_stop(self) -> None:
@@ -231,6 +328,9 @@ class Supervisor:
     async def _stop(self) -> None:
         self._stopping = True
         self._stop_requested.set()
+        for keeper in self._keepers:  # no restarts from now on, and no waiting for a backoff
+            keeper.cancel()
+        await asyncio.gather(*self._keepers, return_exceptions=True)
         for stage in reversed(self.children):
             await asyncio.gather(*(self._stop_child(child) for child in stage))
 
@@ -253,13 +353,13 @@ class Supervisor:
                     self.say(f"{child.name} (pid {child.pid}) did not stop in {timeout:g}s: killing it")
                 with contextlib.suppress(ProcessLookupError):
                     child.proc.kill()
-        await child.exited
+        await child.wait()
 
     # Everything together -----------------------------------------------------------------------
 
     async def run(self, on_ready: Callable[[Supervisor], None]) -> int:
-        """Start, call `on_ready`, run until SIGINT/SIGTERM/SIGHUP (exit code 0) or until a child exits
-        or fails to start (1); stop everything in every case."""
+        """Start, call `on_ready`, restart what crashes, run until SIGINT/SIGTERM/SIGHUP (exit code 0)
+        or until start-up fails or a child crashes too often (1); stop everything in every case."""
         loop = asyncio.get_running_loop()
         signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the terminal went away
         for sig in signals:
@@ -277,14 +377,11 @@ class Supervisor:
                 self.say(err.report())
                 return 1
             on_ready(self)
-            dead = await self.wait()
-            if dead is None:
+            failure = await self.watch()
+            if failure is None:
                 self.say("stopping (press Ctrl-C again to stop immediately)")
                 return 0
-            self.say(
-                f"{dead.name} (pid {dead.pid}) {exit_status(dead.proc.returncode)} unexpectedly; "
-                f"last lines of {dead.component.log_path}:\n{_indent(dead.tail()) or '  (empty)'}\nstopping the rest"
-            )
+            self.say(failure)
             return 1
         finally:
             await self.stop()
@@ -302,12 +399,3 @@ def exit_status(code: int | None) -> str:
         except ValueError:
             return f"was killed by signal {-code}"
     return f"exited with code {code}"
-
-
-def _describe(err: BaseException) -> str:
-    if isinstance(err, TimeoutError):
-        return "timed out"
-    if isinstance(err, grpc.aio.AioRpcError):
-        return f"gRPC {err.code().name}: {err.details()}"
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__

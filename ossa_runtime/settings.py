@@ -83,13 +83,21 @@ class Settings:
     redis_port: int = 6382
     # How many processes serve the registry (they share its port with SO_REUSEPORT).
     registry_workers: int = 1
-    # How many orchestrator processes run (they share its port; PostgreSQL arbitrates their claims).
-    orchestrator_workers: int = 1
+    # How many orchestrator processes run (they share its port; PostgreSQL arbitrates their claims):
+    # one per core by default, as the orchestrator is the busiest process.
+    orchestrator_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     # Which of its service's worker processes this is, 0-based (`ossa up` sets it per process).
     worker_index: int = 0
     # Logging: level and the service name written in every line.
     log_level: str = "info"
     service_name: str = "ossa"
+    # `ossa up` as a supervisor (ossa_cli/restart.py): a child that exits by itself is restarted
+    # after restart_backoff_seconds, doubling up to restart_backoff_max_seconds; `ossa up` gives up
+    # (exit code 1) when one child crashes restart_crashes_max times within restart_window_seconds.
+    restart_backoff_seconds: float = 0.5
+    restart_backoff_max_seconds: float = 10.0
+    restart_crashes_max: int = 5
+    restart_window_seconds: float = 60.0
     # gRPC server lifecycle.
     shutdown_grace_seconds: float = 5.0
     db_pool_min: int = 1

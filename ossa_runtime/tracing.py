@@ -282,8 +282,14 @@ def record_span(
 
 
 def record_child(
-    name: str, parent: str, start_ns: int, end_ns: int, *, kind: SpanKind = SpanKind.SERVER,
-    attributes: Mapping[str, Any] | None = None, error: str | None = None,
+    name: str,
+    parent: str,
+    start_ns: int,
+    end_ns: int,
+    *,
+    kind: SpanKind = SpanKind.SERVER,
+    attributes: Mapping[str, Any] | None = None,
+    error: str | None = None,
 ) -> None:
     """Record a finished span whose parent is the W3C `parent` (e.g. a report on a Work stream, child
     of the agent's run); a no-op while nothing is exported or without a valid parent."""

@@ -12,7 +12,9 @@
 
 The agent registers with the registry (reusing its id after a restart), heartbeats, holds the
 orchestrator's Work stream, runs up to `slots` handlers at once, renews their leases, and reports
-each output with CompleteTask, or an exception with FailTask (retryable unless PermanentError).
+each output as a completion, or an exception as a failure (retryable unless PermanentError): on
+the Work stream, coalesced, when the orchestrator batches it; else with RenewLease, CompleteTask
+and FailTask.
 """
 
 from ossa_sdk.agent import DEFAULT_GATEWAY, Agent

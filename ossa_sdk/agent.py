@@ -226,6 +226,7 @@ class Agent:
         self._registration = registration = Registration(registry, self._create_request(), self._backoff)
         self._pool = pool = TaskPool(orchestrator, self._handler, self._slots, self._load_changed, self.report_timeout)
         self._work = work = WorkStream(orchestrator, pool, self.capabilities, registration.agent_id, self._backoff)
+        pool.send = work.report  # results and renewals ride on the Work stream when it carries them
         registration.on_new_id = lambda _: work.reopen()
         beats = Heartbeats(
             registry, registration.agent_id, self._beat, self._beat_now, self.heartbeat_interval, self._backoff

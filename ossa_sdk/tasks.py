@@ -1,13 +1,16 @@
 """Running assigned tasks: slots, lease renewal, reporting results, cancellation and draining.
 
 One `TaskPool` per agent. Each assignment becomes an asyncio task that waits for a free slot,
-runs the handler under the attempt's timeout, renews the lease every `lease_seconds / 3` until
-its result is reported, and reports CompleteTask or FailTask with the lease's fencing token.
+runs the handler under the attempt's timeout and reports its completion or failure with the
+lease's fencing token; the pool's one renewal loop (`Renewals`) renews the lease every
+`lease_seconds / 3` until the result is reported. Reports go through `send`: the Work stream's
+`report` once the agent holds one (coalesced on the stream, else by RPC), by RPC before that.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +26,9 @@ from ossa_runtime import tracing
 from ossa_sdk.backoff import Backoff
 from ossa_sdk.errors import PermanentError
 from ossa_sdk.handlers import Handler, TaskInput, describe, invoke, to_output
+from ossa_sdk.receipts import COMPLETION, FAILURE, REJECTED, TRANSIENT, Kind, Report, Request, status, unary
+from ossa_sdk.receipts import describe as describe_receipt
+from ossa_sdk.renewals import Renewals
 from ossa_sdk.slots import Slots
 
 log = logging.getLogger("ossa.sdk")
@@ -31,17 +37,6 @@ DEFAULT_LEASE_SECONDS = 30
 RPC_TIMEOUT_SECONDS = 10.0
 # After the grace period, stopped tasks get this long to report their failure.
 FINAL_REPORT_SECONDS = 5.0
-# The lease is gone (stale fencing token, task finished or cancelled): never retried.
-REJECTED = frozenset({grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND})
-# The platform is restarting or overloaded: reports are retried with backoff.
-TRANSIENT = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        grpc.StatusCode.ABORTED,
-    }
-)
 
 
 class HandlerTimeout(Exception):
@@ -55,7 +50,7 @@ class Run:
     task_id: str
     token: int
     input: TaskInput
-    lease_seconds: int
+    lease_seconds: float
     timeout_seconds: int
     work: asyncio.Task[Any] = field(init=False)
     started: bool = False
@@ -64,6 +59,8 @@ class Run:
     report_revocation: bool = False
     # `task.run <step>`: child of the orchestrator's span of this attempt (Assignment.traceparent).
     span: trace.Span = trace.INVALID_SPAN
+    # The context with that span current: the run's handler, renewals and reports run in it.
+    context: contextvars.Context = field(default_factory=contextvars.Context)
 
 
 class TaskPool:
@@ -75,7 +72,6 @@ class TaskPool:
         on_change: Callable[[], None] = lambda: None,
         report_timeout: float = 30.0,
     ) -> None:
-        self._stub = stub
         self._handler = handler
         self._on_change = on_change
         self._report_timeout = report_timeout
@@ -83,6 +79,9 @@ class TaskPool:
         self.runs: dict[str, Run] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.closing = False
+        # How reports are sent: by RPC until the agent wires in its Work stream's `report`.
+        self.send: Report = lambda kind, request, timeout: unary(stub, kind, request, timeout)
+        self.renewals = Renewals(lambda kind, request, timeout: self.send(kind, request, timeout), self._lease_lost)
 
     @property
     def running(self) -> int:
@@ -124,10 +123,12 @@ class TaskPool:
         attached = otel_context.attach(trace.set_span_in_context(run.span))
         try:
             log.info("task %s assigned (step %s, attempt %d)", a.task_id, a.step_id, a.attempt)
+            run.context = contextvars.copy_context()
             run.work = asyncio.create_task(self._work(run), name=f"ossa-handler-{a.task_id}")
             task = asyncio.create_task(self._execute(run), name=f"ossa-task-{a.task_id}")
         finally:
             otel_context.detach(attached)
+        self.renewals.add(run)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -138,6 +139,9 @@ class TaskPool:
             return
         log.info("task %s cancelled by the orchestrator: %s", c.task_id, c.reason or "no reason given")
         self.revoke(run, f"cancelled by the orchestrator: {c.reason}")
+
+    def _lease_lost(self, run: Run, reason: str) -> None:
+        self.revoke(run, reason)
 
     def revoke(self, run: Run, reason: str, report: bool = False) -> None:
         """Stop a run's handler; with `report`, tell the orchestrator it failed (retryable)."""
@@ -166,7 +170,6 @@ class TaskPool:
             self._on_change()
 
     async def _execute(self, run: Run) -> None:
-        renewer = asyncio.create_task(self._renew(run), name=f"ossa-renew-{run.task_id}")
         try:
             try:
                 value = await run.work
@@ -198,64 +201,62 @@ class TaskPool:
             await self._complete(run, output)
         finally:
             run.work.cancel()  # no-op unless this task itself was cancelled first
-            renewer.cancel()
-            await asyncio.gather(renewer, return_exceptions=True)
+            self.renewals.discard(run)
             if self.runs.get(run.task_id) is run:
                 del self.runs[run.task_id]
             if run.revoked is not None:
                 run.span.set_attribute("ossa.revoked", run.revoked)
             run.span.end()
 
-    async def _renew(self, run: Run) -> None:
-        period = run.lease_seconds / 3
-        while True:
-            await asyncio.sleep(period)
-            request = pb.RenewLeaseRequest(task_id=run.task_id, fencing_token=run.token)
-            try:
-                await self._stub.RenewLease(request, timeout=max(period, 1.0))
-                run.renewals += 1
-            except grpc.aio.AioRpcError as err:
-                if err.code() in REJECTED:
-                    log.warning("lost the lease on task %s (%s); stopping it", run.task_id, _status(err))
-                    self.revoke(run, f"lease lost: {_status(err)}")
-                    return
-                log.warning("could not renew the lease on task %s (%s); will retry", run.task_id, _status(err))
-
     async def _complete(self, run: Run, output: dict[str, Any]) -> None:
         struct = struct_pb2.Struct()
         struct.update(output)
-        request = pb.CompleteTaskRequest(task_id=run.task_id, fencing_token=run.token, output=struct)
-        if await self._report("CompleteTask", run, self._stub.CompleteTask, request) is not None:
+        request = pb.CompleteTaskRequest(
+            task_id=run.task_id, fencing_token=run.token, output=struct, traceparent=_traceparent(run.span)
+        )
+        if await self._report("CompleteTask", run, COMPLETION, request) is not None:
             log.info("task %s completed", run.task_id)
 
     async def _fail(self, run: Run, error: str, retryable: bool) -> None:
         run.span.set_status(trace.Status(trace.StatusCode.ERROR, error))
         run.span.set_attribute("ossa.retryable", retryable)
-        request = pb.FailTaskRequest(task_id=run.task_id, fencing_token=run.token, error=error, retryable=retryable)
-        reply = await self._report("FailTask", run, self._stub.FailTask, request)
-        if reply is not None:
-            log.info("task %s reported failed (%s); will retry: %s", run.task_id, error, reply.will_retry)
+        request = pb.FailTaskRequest(
+            task_id=run.task_id,
+            fencing_token=run.token,
+            error=error,
+            retryable=retryable,
+            traceparent=_traceparent(run.span),
+        )
+        receipt = await self._report("FailTask", run, FAILURE, request)
+        if receipt is not None:
+            log.info("task %s reported failed (%s); will retry: %s", run.task_id, error, receipt.will_retry)
 
-    async def _report(self, what: str, run: Run, method: Any, request: Any) -> Any:
-        """Call CompleteTask/FailTask, retrying while the platform is unavailable; None if it failed."""
+    async def _report(self, what: str, run: Run, kind: Kind, request: Request) -> pb.Receipt | None:
+        """Report a completion/failure, retrying while the platform is unavailable; None if it failed."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._report_timeout
         backoff = Backoff()
         while True:
-            try:
-                return await method(request, timeout=RPC_TIMEOUT_SECONDS)
-            except grpc.aio.AioRpcError as err:
-                if err.code() in REJECTED:
-                    log.warning(
-                        "%s for task %s rejected (%s): the lease is no longer ours", what, run.task_id, _status(err)
-                    )
-                    return None
-                delay = backoff.next()
-                if err.code() not in TRANSIENT or loop.time() + delay > deadline:
-                    log.error("%s for task %s failed (%s); giving up", what, run.task_id, _status(err))
-                    return None
-                log.warning("%s for task %s failed (%s); retrying in %.1fs", what, run.task_id, _status(err), delay)
-                await asyncio.sleep(delay)
+            receipt = await self.send(kind, request, RPC_TIMEOUT_SECONDS)
+            code = status(receipt)
+            if code == grpc.StatusCode.OK:
+                return receipt
+            if code in REJECTED:
+                log.warning(
+                    "%s for task %s rejected (%s): the lease is no longer ours",
+                    what,
+                    run.task_id,
+                    describe_receipt(receipt),
+                )
+                return None
+            delay = backoff.next()
+            if code not in TRANSIENT or loop.time() + delay > deadline:
+                log.error("%s for task %s failed (%s); giving up", what, run.task_id, describe_receipt(receipt))
+                return None
+            log.warning(
+                "%s for task %s failed (%s); retrying in %.1fs", what, run.task_id, describe_receipt(receipt), delay
+            )
+            await asyncio.sleep(delay)
 
     # Stopping ----------------------------------------------------------------------------------------
 
@@ -292,7 +293,10 @@ class TaskPool:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.renewals.stop()
 
 
-def _status(err: grpc.aio.AioRpcError) -> str:
-    return f"{err.code().name}: {err.details()}"
+def _traceparent(span: trace.Span) -> str:
+    """The run's span as W3C trace context: a report on the Work stream is traced as its child."""
+    ctx = span.get_span_context()
+    return tracing.traceparent(format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")) if ctx.is_valid else ""

@@ -122,6 +122,15 @@ class Platform:
         path = self.data_dir / "admin.token"
         return path.read_text().strip() if path.exists() else ""
 
+    def database_url(self) -> str:
+        """The platform's PostgreSQL DSN: OSSA_DATABASE_URL, else the embedded server's (user ossa,
+        database ossa_isolated; its password is in the data directory once the platform has started)."""
+        if self.env.get("OSSA_DATABASE_URL"):
+            return self.env["OSSA_DATABASE_URL"]
+        from ossa_cli.postgres import EmbeddedPostgres
+
+        return EmbeddedPostgres.in_data_dir(self.data_dir, self.port("postgres")).url()
+
     def channel(self, target: str | None = None, token: str | None = None) -> grpc.aio.Channel:
         """A grpc.aio channel (default: to the gateway) sending `token` (default: the admin token)."""
         bearer = self.admin_token if token is None else token

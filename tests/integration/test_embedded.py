@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 from pathlib import Path
 
 import asyncpg
@@ -69,6 +71,43 @@ async def test_postgres_recovers_after_a_crash(tmp_path: Path) -> None:
             assert await conn.fetchval("SELECT v FROM t") == 42
         finally:
             await conn.close()
+
+
+async def test_postgres_restarts_after_a_crash_that_left_a_backend_behind(tmp_path: Path) -> None:
+    server = EmbeddedPostgres.in_data_dir(tmp_path, free_port())
+    running = start_server(server)
+    conn = await asyncpg.connect(running.url)
+    await conn.execute("CREATE TABLE t (v int); INSERT INTO t VALUES (7)")
+    backend = conn.get_server_pid()
+    os.kill(backend, signal.SIGSTOP)  # stopped: it cannot notice that its postmaster is gone
+    try:
+        running.proc.kill()
+        running.proc.wait()
+        with pytest.raises(EmbeddedServerError, match="pre-existing shared memory block"):
+            start_server(server, timeout=20)  # what `ossa up` would run into without clearing
+        server.clear_leftovers()
+        with serving(server) as again:
+            check = await asyncpg.connect(again.url)
+            try:
+                assert await check.fetchval("SELECT v FROM t") == 7
+            finally:
+                await check.close()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(backend, signal.SIGKILL)
+        conn.terminate()
+
+
+def test_clearing_drops_a_postmaster_pid_naming_another_process(tmp_path: Path) -> None:
+    server = EmbeddedPostgres.in_data_dir(tmp_path, free_port())
+    server.data_path.mkdir(parents=True)
+    lock = server.data_path / "postmaster.pid"
+    lock.write_text(f"{os.getpid()}\n{server.data_path}\n")  # a reused PID: this test's own process
+    server.clear_leftovers()
+    assert not lock.exists()
+    lock.write_text(f"{2**22 + 1}\n{server.data_path}\n")  # a dead one: PostgreSQL sees to it itself
+    server.clear_leftovers()
+    assert lock.exists()
 
 
 async def test_postgres_start_failure_shows_its_log(tmp_path: Path) -> None:

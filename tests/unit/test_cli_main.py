@@ -72,6 +72,9 @@ def test_plan_starts_datastores_then_services_then_envoy(tmp_path: Path, monkeyp
         "envoy admin": 9901,
     }
     assert all(c.log_path.parent == tmp_path / "logs" for stage in plan.stages for c in stage)
+    # Before a restart after a crash, PostgreSQL's leftovers are cleared; nothing else needs that.
+    assert plan.postgres is not None and plan.stages[0][0].recover == plan.postgres.clear_leftovers
+    assert all(c.recover is None for stage in plan.stages[1:] for c in stage)
 
 
 def test_plan_adds_optional_services_once_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

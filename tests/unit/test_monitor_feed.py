@@ -6,9 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from orchestrator_svc import monitor_feed
-from orchestrator_svc.outcome import Outcome
-from orchestrator_svc.leases import TaskEnd
 from orchestrator_svc.monitor_feed import DEPTH_PREFIX, DURATION, FINISHED, MonitorFeed
+from orchestrator_svc.outcome import Outcome, TaskEnd
 from ossa.monitoring.v1 import monitoring_pb2 as pb
 
 
