@@ -29,6 +29,7 @@ from gateway_http.console_routes import render_console
 from gateway_http.envoy_addresses import cluster_type, loopback
 from gateway_http.envoy_tls import listener_transport_socket, upstream_transport_socket
 from gateway_http.envoy_tracing import access_trace_id, collector_cluster, hcm_tracing
+from ossa_runtime import limits
 from ossa_runtime.settings import Settings
 
 CONFIG_NAME = "envoy.yaml"
@@ -47,8 +48,10 @@ SLOW_METHODS = {"/ossa.search.v1.SearchService/Reindex": "600s"}
 CONNECT_TIMEOUT = "1s"
 # Retried only when the request cannot have reached the service (same as the template's routes).
 RETRY_POLICY = {"retry_on": "connect-failure,refused-stream", "num_retries": 2}
-# Caps on the transcoder's internal buffers (it streams; a request that needs more gets a 413).
-MAX_REQUEST_BODY_BYTES = 4 * 1024 * 1024
+# REST request bodies (413 beyond: the buffer filter, and the transcoder's internal buffers) and
+# request headers (431 beyond), from ossa_runtime/limits.py; the transcoder's reply buffer.
+MAX_REQUEST_BODY_BYTES = limits.HTTP_MAX_BODY_BYTES
+MAX_REQUEST_HEADERS_KB = limits.HTTP_MAX_HEADERS_KB
 MAX_RESPONSE_BODY_BYTES = 16 * 1024 * 1024
 
 # Envoy's own error replies: HTTP status -> the gRPC code written in the error body, so that they
@@ -62,6 +65,7 @@ HTTP_TO_GRPC: dict[int, int] = {
     409: 6,  # ALREADY_EXISTS
     413: 8,  # RESOURCE_EXHAUSTED: request body too large
     429: 8,  # RESOURCE_EXHAUSTED: rate limited
+    431: 8,  # RESOURCE_EXHAUSTED: request headers (or URL) too large
     500: 13,  # INTERNAL
     501: 12,  # UNIMPLEMENTED
     502: 14,  # UNAVAILABLE: the upstream broke the connection
@@ -72,6 +76,11 @@ DEFAULT_GRPC_CODE = 2  # UNKNOWN
 # Envoy's 404s all mean "no method for this verb and path" (the router has no route, or the
 # transcoder cannot map the path): say which, as the request was sent.
 NOT_FOUND_MESSAGE = "no route for %REQ(X-ENVOY-ORIGINAL-METHOD?:METHOD)% %PATH(NQ:ORIG_OR_PATH)%"
+# Envoy's own words for these say nothing of the limit: name what is too large and how large it may be.
+LIMIT_MESSAGES = {
+    413: f"request body: must be at most {MAX_REQUEST_BODY_BYTES} bytes",
+    431: f"request headers: must be at most {MAX_REQUEST_HEADERS_KB} KiB in all, the URL included",
+}
 
 
 @dataclass(frozen=True)
@@ -261,8 +270,9 @@ def _local_reply_mappers() -> list[str]:
         }
         return "- " + _yaml({"filter": {"and_filter": {"filters": [not_grpc, *filters]}}, "body_format_override": body})
 
+    messages = {404: NOT_FOUND_MESSAGE, **LIMIT_MESSAGES}
     lines = [
-        mapper([status_is("EQ", http)], grpc, NOT_FOUND_MESSAGE if http == 404 else "%LOCAL_REPLY_BODY%")
+        mapper([status_is("EQ", http)], grpc, messages.get(http, "%LOCAL_REPLY_BODY%"))
         for http, grpc in HTTP_TO_GRPC.items()
     ]
     lines.append(mapper([status_is("GE", 400)], DEFAULT_GRPC_CODE, "%LOCAL_REPLY_BODY%"))
@@ -334,6 +344,7 @@ def render_envoy_config(
         "connect_timeout": CONNECT_TIMEOUT,
         "max_direct_response_bytes": str(max(1024 * 1024, 2 * len(openapi))),
         "max_request_body_bytes": str(MAX_REQUEST_BODY_BYTES),
+        "max_request_headers_kb": str(MAX_REQUEST_HEADERS_KB),
         "max_response_body_bytes": str(MAX_RESPONSE_BODY_BYTES),
         "listener_tls": listener_transport_socket(settings),
         "upstream_tls": upstream_transport_socket(settings),

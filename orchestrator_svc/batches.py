@@ -13,13 +13,15 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from orchestrator_svc import starts
 from orchestrator_svc.batcher import GroupCommit
 from orchestrator_svc.completions import Completed, Completer, Completion
+from orchestrator_svc.dispatch import Dispatcher
 from orchestrator_svc.effects import Effects
 from orchestrator_svc.engine import ExecutionEngine, Failure
 from orchestrator_svc.leases import LeaseStore, Report
 from orchestrator_svc.outcome import Outcome
-from orchestrator_svc.starts import Started, StartItem, start_many
+from orchestrator_svc.starts import Started, StartItem
 from orchestrator_svc.workflows import WorkflowStore
 
 __all__ = ["Batches", "Completed", "Completion", "Failure", "Report", "StartItem", "Started"]
@@ -27,28 +29,40 @@ __all__ = ["Batches", "Completed", "Completion", "Failure", "Report", "StartItem
 
 class Batches:
     def __init__(self, pool: asyncpg.Pool, workflows: WorkflowStore, engine: ExecutionEngine, leases: LeaseStore,
-                 effects: Effects) -> None:  # fmt: skip
+                 effects: Effects, dispatcher: Dispatcher, quarantine: float) -> None:  # fmt: skip
         self.pool = pool
+        self.dispatcher = dispatcher
+        self.quarantine = quarantine
         self.engine = engine
         self.leases = leases
         self.effects = effects
-        self.completer = Completer(pool, workflows, leases.late)
+        self.completer = Completer(pool, workflows, leases.late, dispatcher.steps)
         self.starts: GroupCommit[StartItem, Started] = GroupCommit("start", self._start)
         self.completions: GroupCommit[Completion, Completed] = GroupCommit("complete", self._complete)
         self.failures: GroupCommit[Failure, bool] = GroupCommit("fail", self._fail)
         self.renewals: GroupCommit[Report, tuple[datetime, str]] = GroupCommit("renew", self._renew)
 
     async def _start(self, items: list[StartItem]) -> list[Started | BaseException]:
-        results = await start_many(self.pool, items)
-        self.effects.apply(_start_outcome(items, results))
-        return results
+        return await self._started(items, atomic=False)
 
     async def start_all(self, items: list[StartItem]) -> list[Started]:
         """Start these executions together or none (StartExecutions), in one statement of their own."""
-        results = await start_many(self.pool, items, atomic=True)
-        started = [r for r in results if isinstance(r, Started)]
-        self.effects.apply(_start_outcome(items, started))
-        return started
+        return [r for r in await self._started(items, atomic=True) if isinstance(r, Started)]
+
+    async def _started(self, items: list[StartItem], atomic: bool) -> list[Started | BaseException]:
+        plans = [starts.plan(item) for item in items]
+        reserved = self.dispatcher.reserve([t for p in plans for t in p.tasks])
+        try:
+            results = await starts.start_many(self.pool, plans, reserved, self.quarantine, atomic)
+        except BaseException:
+            self.dispatcher.settle(reserved, [])
+            raise
+        leased = [row for r in results if isinstance(r, Started) for row in r.leased]
+        self.dispatcher.settle(reserved, leased)
+        self.effects.apply(_start_outcome(items, results))
+        if leased:
+            self.effects.leased(leased)
+        return results
 
     async def _complete(self, items: list[Completion]) -> list[Completed | BaseException]:
         results, outcome = await self.completer.complete(items)

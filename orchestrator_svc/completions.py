@@ -15,6 +15,7 @@ Nothing re-reads sibling tasks: `results` already holds every completed step's o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,29 +94,58 @@ class Completed:
 
 
 class Completer:
-    def __init__(self, pool: asyncpg.Pool, workflows: WorkflowStore, late: LateResults) -> None:
+    def __init__(self, pool: asyncpg.Pool, workflows: WorkflowStore, late: LateResults,
+                 steps: Mapping[str, tuple[str, str]]) -> None:  # fmt: skip
         self.pool = pool
         self.workflows = workflows
         self.late = late
+        self.steps = steps  # (workflow id, step) of the leases this process handed out (Dispatcher.steps)
+
+    def _leaf(self, task_id: str) -> bool:
+        """Whether the task is known here to be a step that nothing depends on."""
+        step = self.steps.get(task_id)
+        if step is None:
+            return False
+        definition = self.workflows.cached(step[0])
+        return definition is not None and not definition.dependents(step[1])
 
     async def complete(self, items: list[Completion]) -> tuple[list[Completed | BaseException], Outcome]:
-        """Commit a batch; one result per item, and what the batch changed."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                _COMPLETE,
-                [c.task_id for c in items], [c.token for c in items], [c.output for c in items],
-                [c.agent_id for c in items],
-            )  # fmt: skip
-            done = {(r["task_id"], r["fencing_token"]): r for r in rows}
-            misses = [c for c in items if (c.task_id, c.token) not in done]
-            refused = await self._refuse(conn, misses) if misses else {}
-            outcome = _outcome(rows)
-            outcome.merge(await self._advance(conn, rows))
+        """Commit a batch; one result per item, and what the batch changed. A batch of steps nothing
+        depends on is one statement, its own transaction; otherwise follow-up tasks join it."""
+        async with self.pool.acquire() as conn:
+            if all(self._leaf(c.task_id) for c in items):
+                rows, refused = await self._commit(conn, items)
+                if any(r["execution_status"] == "running" and r["step_count"] is None for r in rows):
+                    async with conn.transaction():  # executions started before step_count existed
+                        advanced = await self._advance(conn, rows)
+                else:
+                    advanced = Outcome()
+            else:
+                async with conn.transaction():
+                    rows, refused = await self._commit(conn, items)
+                    advanced = await self._advance(conn, rows)
+        outcome = _outcome(rows).merge(advanced)
+        done = {(r["task_id"], r["fencing_token"]): r for r in rows}
         results: list[Completed | BaseException] = []
         for c in items:
             row = done.get((c.task_id, c.token))
             results.append(Completed(row["execution_status"]) if row is not None else refused[(c.task_id, c.token)])
         return results, outcome
+
+    async def _commit(self, conn: asyncpg.Connection, items: list[Completion]) -> tuple[list[Any], dict[Any, Any]]:
+        rows: list[Any] = await conn.fetch(
+            _COMPLETE,
+            [c.task_id for c in items], [c.token for c in items], [c.output for c in items],
+            [c.agent_id for c in items],
+        )  # fmt: skip
+        done = {(r["task_id"], r["fencing_token"]) for r in rows}
+        misses = [c for c in items if (c.task_id, c.token) not in done]
+        if not misses:
+            return rows, {}
+        if conn.is_in_transaction():
+            return rows, await self._refuse(conn, misses)
+        async with conn.transaction():
+            return rows, await self._refuse(conn, misses)
 
     async def _refuse(self, conn: asyncpg.Connection, misses: list[Completion]) -> dict[tuple[str, int], Any]:
         rows = await conn.fetch(_MISSES, [c.task_id for c in misses], [c.token for c in misses])

@@ -14,6 +14,7 @@ orchestrator routes such a step to the best-matching live agent (orchestrator_sv
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,9 @@ from ossa_runtime.errors import FieldViolation, InvalidArgument
 AGENT_TYPES = ("orchestrator", "worker", "critic", "judge", "trainer", "governor", "monitor", "integrator")
 STEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_STEPS = 1000
+CAPABILITY_MAX = 255
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CYCLE_SHOWN = 10  # step ids named in a dependency-cycle error
 STEP_KEYS = {
     "id", "capability", "capability_query", "min_score", "agent_type", "input", "depends_on", "priority",
     "timeout_seconds", "lease_seconds", "max_retries",
@@ -67,15 +71,25 @@ class Definition:
         return [s for s in self.steps if step_id in s.depends_on]
 
 
+def _shown(raw: Any) -> str:
+    """A bad value as an error message quotes it: short (a step may hold a megabyte string)."""
+    if isinstance(raw, float) and raw.is_integer() and abs(raw) < 1e15:
+        raw = int(raw)  # JSON numbers arrive as doubles: 2147483648.0 reads better as 2147483648
+    text = f"{raw:g}" if isinstance(raw, float) else repr(raw)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _int(raw: Any, where: str, name: str, problems: list[FieldViolation]) -> int:
     default, low, high = INTS[name]
     if raw is None:
         return default
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or int(raw) != raw:
-        problems.append(FieldViolation(f"{where}.{name}", f"must be a whole number, got {raw!r}"))
+    whole = isinstance(raw, int) or (isinstance(raw, float) and math.isfinite(raw) and raw.is_integer())
+    if isinstance(raw, bool) or not whole:
+        problems.append(FieldViolation(f"{where}.{name}", f"must be a whole number, got {_shown(raw)}"))
         return default
     if not low <= raw <= high:
-        problems.append(FieldViolation(f"{where}.{name}", f"must be between {low} and {high}, got {int(raw)}"))
+        problems.append(FieldViolation(f"{where}.{name}", f"must be between {low} and {high}, got {_shown(raw)}"))
+        return default
     return int(raw)
 
 
@@ -84,7 +98,7 @@ def _step(raw: Any, where: str, problems: list[FieldViolation]) -> Step | None:
         problems.append(FieldViolation(where, "must be an object"))
         return None
     for key in sorted(set(raw) - STEP_KEYS):
-        problems.append(FieldViolation(f"{where}.{key}", "is not a step field"))
+        problems.append(FieldViolation(f"{where}.{key[:64]}", "is not a step field"))
     step_id = raw.get("id")
     if not isinstance(step_id, str) or not STEP_ID.match(step_id):
         problems.append(FieldViolation(f"{where}.id", "must be 1-64 letters, digits, '_', '-' or '.'"))
@@ -100,10 +114,14 @@ def _step(raw: Any, where: str, problems: list[FieldViolation]) -> Step | None:
         elif not isinstance(query, str) or not query.strip() or len(query) > MAX_QUERY:
             problems.append(FieldViolation(f"{where}.capability_query", f"must be 1-{MAX_QUERY} characters"))
         capability = ""
-    elif not isinstance(capability, str) or not capability.strip() or len(capability) > 255:
+    elif not isinstance(capability, str) or not capability.strip() or len(capability) > CAPABILITY_MAX:
         problems.append(
-            FieldViolation(f"{where}.capability", "is required (1-255 characters) unless capability_query is given")
+            FieldViolation(
+                f"{where}.capability", f"is required (1-{CAPABILITY_MAX} characters) unless capability_query is given"
+            )
         )
+    elif _CONTROL.search(capability):
+        problems.append(FieldViolation(f"{where}.capability", "must not contain control characters"))
     min_score = raw.get("min_score")
     if min_score is not None and (
         query is None
@@ -114,7 +132,7 @@ def _step(raw: Any, where: str, problems: list[FieldViolation]) -> Step | None:
         problems.append(FieldViolation(f"{where}.min_score", "must be a number from 0 to 1, with capability_query"))
         min_score = None
     agent_type = raw.get("agent_type")
-    if agent_type is not None and agent_type not in AGENT_TYPES:
+    if agent_type is not None and (not isinstance(agent_type, str) or agent_type not in AGENT_TYPES):
         problems.append(FieldViolation(f"{where}.agent_type", f"must be one of {', '.join(AGENT_TYPES)}"))
     step_input = raw.get("input", {})
     if not isinstance(step_input, dict):
@@ -148,28 +166,52 @@ def _tags(raw: Any, problems: list[FieldViolation]) -> tuple[str, ...]:
     if (
         not isinstance(raw, list)
         or len(raw) > MAX_TAGS
-        or not all(isinstance(t, str) and 0 < len(t) <= 64 for t in raw)
+        or not all(isinstance(t, str) and 0 < len(t) <= 64 and not _CONTROL.search(t) for t in raw)
     ):
         problems.append(
-            FieldViolation("definition.tags", f"must be a list of at most {MAX_TAGS} strings of 1-64 characters")
+            FieldViolation(
+                "definition.tags",
+                f"must be a list of at most {MAX_TAGS} strings of 1-64 characters, without control characters",
+            )
         )
         return ()
     return tuple(dict.fromkeys(raw))
 
 
 def _find_cycle(steps: list[Step]) -> list[str]:
-    """Steps on a dependency cycle (empty when the graph is a DAG): Kahn's algorithm leftovers."""
+    """One dependency cycle, each step followed by one it depends on (empty when the graph is a
+    DAG). Kahn's algorithm removes every step that can run; each step left over waits for another
+    left-over step, so following those waits from any of them must come back round."""
     waiting = {s.id: set(s.depends_on) for s in steps}
+    dependents: dict[str, list[str]] = {}
+    for s in steps:
+        for dep in s.depends_on:
+            dependents.setdefault(dep, []).append(s.id)
     ready = [sid for sid, deps in waiting.items() if not deps]
     while ready:
         done = ready.pop()
         del waiting[done]
-        for sid, deps in waiting.items():
-            if done in deps:
-                deps.discard(done)
-                if not deps:
-                    ready.append(sid)
-    return sorted(waiting)
+        for sid in dependents.get(done, ()):
+            deps = waiting[sid]
+            deps.discard(done)
+            if not deps:
+                ready.append(sid)
+    if not waiting:
+        return []
+    path: list[str] = []
+    seen: dict[str, int] = {}
+    current = min(waiting)
+    while current not in seen:
+        seen[current] = len(path)
+        path.append(current)
+        current = min(waiting[current])
+    return path[seen[current] :]
+
+
+def _cycle_message(cycle: list[str]) -> str:
+    shown = ", ".join(cycle[:CYCLE_SHOWN])
+    more = len(cycle) - CYCLE_SHOWN
+    return f"dependency cycle through {shown}" + (f" and {more} more steps" if more > 0 else "")
 
 
 def parse_definition(raw: Any) -> Definition:
@@ -178,12 +220,12 @@ def parse_definition(raw: Any) -> Definition:
     if not isinstance(raw, dict):
         raise InvalidArgument("definition", "must be an object with a `steps` list")
     for key in sorted(set(raw) - {"steps", "tags"}):
-        problems.append(FieldViolation(f"definition.{key}", "is not a definition field"))
+        problems.append(FieldViolation(f"definition.{key[:64]}", "is not a definition field"))
     raw_steps = raw.get("steps")
     if not isinstance(raw_steps, list) or not raw_steps:
         raise InvalidArgument("definition.steps", "must be a non-empty list of steps")
     if len(raw_steps) > MAX_STEPS:
-        raise InvalidArgument("definition.steps", f"must have at most {MAX_STEPS} steps")
+        raise InvalidArgument("definition.steps", f"must have at most {MAX_STEPS} steps, got {len(raw_steps)}")
     tags = _tags(raw.get("tags"), problems)
     steps = [s for i, r in enumerate(raw_steps) if (s := _step(r, f"definition.steps[{i}]", problems))]
     seen: set[str] = set()
@@ -194,13 +236,13 @@ def parse_definition(raw: Any) -> Definition:
     for s in steps:
         for dep in s.depends_on:
             if dep not in seen:
-                problems.append(FieldViolation(f"definition.steps[{s.id}].depends_on", f"unknown step {dep!r}"))
+                problems.append(FieldViolation(f"definition.steps[{s.id}].depends_on", f"unknown step {_shown(dep)}"))
             elif dep == s.id:
                 problems.append(FieldViolation(f"definition.steps[{s.id}].depends_on", "depends on itself"))
     if not problems:
         cycle = _find_cycle(steps)
         if cycle:
-            problems.append(FieldViolation("definition.steps", f"dependency cycle through {', '.join(cycle)}"))
+            problems.append(FieldViolation("definition.steps", _cycle_message(cycle)))
     if problems:
         raise InvalidArgument(problems)
     return Definition(tuple(steps), tags)

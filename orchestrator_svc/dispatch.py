@@ -25,11 +25,13 @@ from typing import Any, Protocol
 import asyncpg
 import redis.asyncio as aioredis
 
-from orchestrator_svc.leases import LeaseStore, Want
+from orchestrator_svc.claims import Claims, Want
+from orchestrator_svc.starts import Reservation
 from ossa_runtime import keys, metrics
 
 log = logging.getLogger("ossa.orchestrator.dispatch")
 ALL: frozenset[str] = frozenset({"*"})
+ONE_BY_ONE = 3  # up to this many agents wanting work: one single-statement claim each, concurrently
 
 
 def agent_wake_key(agent_id: str) -> str:
@@ -50,12 +52,21 @@ class LocalAgent:
     capabilities: frozenset[str]
     slots: int
     streams: list[Stream] = field(default_factory=list)
-    held: set[str] = field(default_factory=set)  # task ids leased to it
+    held: set[str] = field(default_factory=set)  # task ids leased (or reserved) to it
     live: bool = False
+    backlog: bool = True  # its last claim was cut at its limit (or none ran yet): no sync match then
 
     @property
     def free(self) -> int:
         return max(0, self.slots - len(self.held))
+
+    def takes(self, task: dict[str, Any]) -> bool:
+        """Whether a new task can go straight to this agent (sync match)."""
+        return (
+            self.live and bool(self.streams) and not self.backlog and self.free > 0
+            and task["capability"] in self.capabilities
+            and (task["agent_type"] is None or task["agent_type"] == self.agent_type)
+        )  # fmt: skip
 
     def wanted_by(self, announced: frozenset[str]) -> bool:
         return announced is ALL or bool(self.capabilities & announced) or agent_wake_key(self.agent_id) in announced
@@ -77,22 +88,25 @@ async def live_agents(redis: aioredis.Redis, agent_ids: list[str]) -> set[str]:
 
 class Dispatcher:
     def __init__(
-        self, leases: LeaseStore, redis: aioredis.Redis, pool: asyncpg.Pool, on_leased: Callable[[list[Any]], None],
+        self, claims: Claims, redis: aioredis.Redis, pool: asyncpg.Pool, on_leased: Callable[[list[Any]], None],
         poll_seconds: float, refresh_seconds: float = 1.0,
     ) -> None:  # fmt: skip
-        self.leases = leases
+        self.claims = claims
         self.redis = redis
         self.pool = pool
         self.on_leased = on_leased
         self.poll_seconds = poll_seconds
         self.refresh_seconds = refresh_seconds
         self.agents: dict[str, LocalAgent] = {}
+        # (workflow id, step) of each lease handed out here and not ended yet: whether its completion
+        # can go without a transaction (a step nothing depends on; orchestrator_svc.completions).
+        self.steps: dict[str, tuple[str, str]] = {}
         self._announced: set[str] = set()
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._stop = asyncio.Event()
-        self.claims = 0  # claim transactions so far
+        self.rounds = 0  # claim rounds so far
 
     # Streams --------------------------------------------------------------------------------------
 
@@ -131,10 +145,44 @@ class Dispatcher:
 
     def released(self, agent_id: str, task_id: str) -> None:
         """A lease of this agent ended (completed, failed, expired, revoked): its slot is free."""
+        self.steps.pop(task_id, None)
         agent = self.agents.get(agent_id)
         if agent is not None and task_id in agent.held:
             agent.held.discard(task_id)
             self.wake({agent_wake_key(agent_id)})
+
+    # Sync match ---------------------------------------------------------------------------------------
+
+    def reserve(self, tasks: list[dict[str, Any]]) -> dict[str, Reservation]:
+        """Set slots of idle local agents aside for new tasks (Temporal's sync match): the start's own
+        statement leases them when PostgreSQL agrees (orchestrator_svc.starts); `settle` follows."""
+        out: dict[str, Reservation] = {}
+        ranks: dict[str, int] = {}
+        for task in tasks:
+            if task["capability_query"] or task.get("target_agent_id") or not task["capability"]:
+                continue
+            fits = [a for a in self.agents.values() if a.takes(task)]
+            if not fits:
+                continue
+            agent = max(fits, key=lambda a: a.free)
+            agent.held.add(task["id"])
+            ranks[agent.agent_id] = ranks.get(agent.agent_id, 0) + 1
+            out[task["id"]] = Reservation(agent.agent_id, agent.slots, ranks[agent.agent_id])
+        return out
+
+    def settle(self, reserved: dict[str, Reservation], leased: list[dict[str, Any]]) -> None:
+        """Hand out what the start leased; free the reservations it did not use."""
+        used = {row["id"] for row in leased}
+        for task_id, reservation in reserved.items():
+            if task_id not in used:
+                self.released(reservation.agent_id, task_id)
+                agent = self.agents.get(reservation.agent_id)
+                if agent is not None:
+                    agent.backlog = True  # something was queued before it: claim in queue order
+        by_agent: dict[str, list[Any]] = {}
+        for row in leased:
+            by_agent.setdefault(row["agent_id"], []).append(row)
+        self._hand_out(by_agent)
 
     # The loop --------------------------------------------------------------------------------------
 
@@ -149,17 +197,37 @@ class Dispatcher:
             if not wants:
                 continue
             try:
-                leased, more = await self.leases.claim([a.want() for a in wants])
+                leased, more = await self._claim(wants)
             except Exception as err:  # the database is restarting, say: the tick tries again
                 log.warning("claim failed; will retry", extra={"metadata": {"error": str(err)}})
                 continue
-            self.claims += 1
+            self.rounds += 1
             metrics.observe_batch("claim", sum(len(rows) for rows in leased.values()))
             self._hand_out(leased)
-            if more:  # the pick was cut at its limit: there may be more for those still free
-                for agent in wants:
-                    if agent.free > 0:
-                        self.wake({*agent.capabilities, agent_wake_key(agent.agent_id)})
+            for agent in more:  # the pick was cut at its limit: there may be more for it
+                if agent.free > 0:
+                    self.wake({*agent.capabilities, agent_wake_key(agent.agent_id)})
+
+    async def _claim(self, wants: list[LocalAgent]) -> tuple[dict[str, list[Any]], list[LocalAgent]]:
+        """One statement per agent (concurrently) for a few agents, one transaction for many."""
+        if len(wants) > ONE_BY_ONE:
+            leased, more = await self.claims.claim([a.want() for a in wants])
+            for agent in wants:
+                agent.backlog = more
+            return leased, wants if more else []
+        results = await asyncio.gather(*(self.claims.claim_one(a.want()) for a in wants), return_exceptions=True)
+        out: dict[str, list[Any]] = {}
+        again = []
+        for agent, result in zip(wants, results, strict=True):
+            if isinstance(result, BaseException):
+                raise result
+            rows, cut = result
+            if rows:
+                out[agent.agent_id] = rows
+            agent.backlog = cut
+            if cut:
+                again.append(agent)
+        return out, again
 
     def _hand_out(self, leased: dict[str, list[Any]]) -> None:
         handed: list[Any] = []
@@ -172,6 +240,7 @@ class Dispatcher:
                 log.warning("agent left during a claim", extra={"metadata": {"agent_id": agent_id}})
                 continue
             agent.held.update(r["id"] for r in agent_rows)
+            self.steps.update((r["id"], (r["workflow_id"], r["name"])) for r in agent_rows)
             agent.streams[-1].deliver(agent_rows)
         if handed:
             self.on_leased(handed)
@@ -214,7 +283,10 @@ class Dispatcher:
         for agent in agents:
             now = held.get(agent.agent_id, set())
             # Leases that ended elsewhere free their slots; leases handed out during the query stay.
-            agent.held -= before[agent.agent_id] - now
+            gone = before[agent.agent_id] - now
+            agent.held -= gone
+            for task_id in gone:
+                self.steps.pop(task_id, None)
             agent.held |= now
             became_live = agent.agent_id in live and not agent.live
             agent.live = agent.agent_id in live

@@ -25,6 +25,7 @@ from orchestrator_svc.outcome import Outcome
 from ossa_runtime import tracing
 
 log = logging.getLogger("ossa.orchestrator.effects")
+LINGER_SECONDS = 0.002  # gathers the writes of several commits into one script call and one publish
 MAX_PENDING = 100_000  # queued mirror writes beyond this are dropped (check() rebuilds the mirror)
 
 
@@ -97,6 +98,8 @@ class Effects:
     async def _run(self) -> None:
         while not self._stopping or self._later.size:
             await self._ready.wait()
+            if not self._stopping:
+                await asyncio.sleep(LINGER_SECONDS)
             self._ready.clear()
             if not self._later.size:
                 continue

@@ -55,17 +55,6 @@ class StaleLease(FailedPrecondition):
 
 
 @dataclass(frozen=True)
-class Want:
-    """An agent with free slots on one of this process's streams, as the dispatcher sees it."""
-
-    agent_id: str
-    capabilities: frozenset[str]
-    agent_type: str
-    slots: int  # declared
-    free: int  # slots minus the leases this process knows it holds
-
-
-@dataclass(frozen=True)
 class Report:
     """A renewal or failure about one lease; `agent_id` set when an agent token may act only as itself."""
 
@@ -119,102 +108,11 @@ class LateResults:
         return out
 
 
-_HELD_AND_PICKED = """
-WITH held AS (
-    SELECT agent_id::text AS id, count(*)::int AS n FROM tasks
-     WHERE agent_id = ANY($1::uuid[]) AND status IN ('assigned', 'running') GROUP BY agent_id
-), quarantined AS (
-    SELECT DISTINCT agent_id::text AS id FROM task_attempts
-     WHERE agent_id = ANY($1::uuid[]) AND outcome = 'expired'
-       AND finished_at > CURRENT_TIMESTAMP - make_interval(secs => $4)
-), picked AS (
-    SELECT id::text AS id, priority, enqueued_at, capability, agent_type, target_agent_id::text AS target FROM tasks
-     WHERE status = 'pending' AND available_at <= CURRENT_TIMESTAMP
-       AND ((target_agent_id IS NULL AND capability = ANY($2::text[])) OR target_agent_id = ANY($1::uuid[]))
-     ORDER BY priority DESC, enqueued_at, id
-     LIMIT $3 FOR UPDATE SKIP LOCKED
-)
-SELECT 'h' AS kind, id, n, NULL::timestamptz AS enqueued_at, NULL::text AS capability, NULL::text AS agent_type,
-       NULL::text AS target FROM held
-UNION ALL
-SELECT 'q', id, 0, NULL, NULL, NULL, NULL FROM quarantined
-UNION ALL
-SELECT 'p', id, priority, enqueued_at, capability, agent_type, target FROM picked
-"""
-
-_ASSIGN = f"""
-WITH m AS (
-    SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS m(id, agent)
-), up AS (
-    UPDATE tasks t
-       SET status = 'assigned', agent_id = m.agent, attempt = t.attempt + 1, fencing_token = t.fencing_token + 1,
-           started_at = CURRENT_TIMESTAMP,
-           lease_expires_at = CURRENT_TIMESTAMP + make_interval(secs => t.lease_seconds),
-           trace_span_id = substr(md5(random()::text || t.id::text), 1, 16)
-      FROM m WHERE t.id = m.id AND t.status = 'pending'
-    RETURNING {TASK_COLUMNS}
-), attempts AS (
-    INSERT INTO task_attempts (task_id, attempt, agent_id, fencing_token, trace_span_id)
-    SELECT id::uuid, attempt, agent_id::uuid, fencing_token, trace_span_id FROM up
-), running AS (
-    -- A row locked by another transaction is being moved on by it (to running, completed or cancelled).
-    UPDATE executions SET status = 'running', updated_at = CURRENT_TIMESTAMP
-     WHERE id IN (SELECT e.id FROM executions e WHERE e.id IN (SELECT execution_id::uuid FROM up)
-                     AND e.status = 'pending' FOR UPDATE SKIP LOCKED)
-)
-SELECT up.*, e.trace_id FROM up JOIN executions e ON e.id = up.execution_id::uuid
-"""
-
-
-def match(picks: list[Any], wants: list[Want], held: dict[str, int], quarantined: set[str]) -> list[tuple[str, str]]:
-    """(task id, agent id) pairs: each pick in queue order to the matching agent with the most free slots."""
-    free = {
-        w.agent_id: 0 if w.agent_id in quarantined else min(w.free, w.slots - held.get(w.agent_id, 0)) for w in wants
-    }
-    out = []
-    for p in sorted(picks, key=lambda p: (-p["n"], p["enqueued_at"], p["id"])):
-        fits = [
-            w for w in wants
-            if free[w.agent_id] > 0
-            and (w.agent_id == p["target"] if p["target"] else p["capability"] in w.capabilities)
-            and (p["agent_type"] is None or p["agent_type"] == w.agent_type)
-        ]  # fmt: skip
-        if fits:
-            best = max(fits, key=lambda w: free[w.agent_id])
-            free[best.agent_id] -= 1
-            out.append((p["id"], best.agent_id))
-    return out
-
-
 class LeaseStore:
-    def __init__(self, pool: asyncpg.Pool, backoff: Backoff, quarantine: float = 30.0) -> None:
+    def __init__(self, pool: asyncpg.Pool, backoff: Backoff) -> None:
         self.pool = pool
         self.backoff = backoff
-        self.quarantine = quarantine
         self.late = LateResults()
-
-    async def claim(self, wants: list[Want]) -> tuple[dict[str, list[Row]], bool]:
-        """Lease ready tasks to these agents in one transaction: highest priority first, FIFO within one,
-        never more than an agent's free slots (counted in PostgreSQL, across every stream and process),
-        nothing to an agent in quarantine. Returns the leases by agent, and whether the queue may hold
-        more for them (the pick was cut at its limit)."""
-        wants = [w for w in wants if w.free > 0]
-        if not wants:
-            return {}, False
-        limit = sum(w.free for w in wants)
-        agents = [w.agent_id for w in wants]
-        capabilities = sorted({c for w in wants for c in w.capabilities})
-        async with self.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(_HELD_AND_PICKED, agents, capabilities, limit, self.quarantine)
-            held = {r["id"]: r["n"] for r in rows if r["kind"] == "h"}
-            quarantined = {r["id"] for r in rows if r["kind"] == "q"}
-            picks = [r for r in rows if r["kind"] == "p"]
-            pairs = match(picks, wants, held, quarantined)
-            leased: list[Row] = await conn.fetch(_ASSIGN, [p[0] for p in pairs], [p[1] for p in pairs]) if pairs else []
-        out: dict[str, list[Row]] = {}
-        for row in sorted(leased, key=lambda r: (-r["priority"], r["enqueued_at"], r["id"])):
-            out.setdefault(row["agent_id"], []).append(row)
-        return out, len(picks) >= limit
 
     async def renew(self, reports: list[Report]) -> list[tuple[datetime, str] | BaseException]:
         """Extend each lease by its lease_seconds, never past the attempt's timeout; one statement.

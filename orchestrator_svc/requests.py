@@ -9,12 +9,13 @@ from google.protobuf import json_format
 
 from orchestrator_svc.definition import parse_definition
 from ossa.orchestrator.v1 import orchestrator_pb2 as pb
-from ossa_runtime import validate
+from ossa_runtime import limits, validate
 from ossa_runtime.errors import FieldViolation, InvalidArgument
 
 NAME_MAX, DESCRIPTION_MAX, KEY_MAX, ERROR_MAX = 255, 4096, 255, 8192
-MAX_DEFINITION_BYTES = 1024 * 1024
-MAX_OUTPUT_BYTES = 4 * 1024 * 1024
+MAX_DEFINITION_BYTES = limits.DEFINITION_MAX_BYTES
+MAX_CONTEXT_BYTES = limits.CONTEXT_MAX_BYTES
+MAX_OUTPUT_BYTES = limits.OUTPUT_MAX_BYTES
 
 WORKFLOW_STATUS = {v: k for k, v in pb.WorkflowStatus.Value.items() if v}
 EXECUTION_STATUS = {v: k for k, v in pb.ExecutionStatus.Value.items() if v}
@@ -48,8 +49,14 @@ def parse_new_workflow(request: pb.CreateWorkflowRequest) -> NewWorkflow:
     problems: list[FieldViolation] = []
     validate.text(request.name, "name", NAME_MAX, problems)
     validate.version(request.version, "version", problems)
-    if len(request.description) > DESCRIPTION_MAX or "\x00" in request.description:
-        problems.append(FieldViolation("description", f"must be at most {DESCRIPTION_MAX} characters, without NUL"))
+    if len(request.description) > DESCRIPTION_MAX:
+        problems.append(
+            FieldViolation(
+                "description", f"must be at most {DESCRIPTION_MAX} characters, got {len(request.description)}"
+            )
+        )
+    elif "\x00" in request.description:
+        problems.append(FieldViolation("description", "must not contain NUL characters (\\u0000)"))
     if not request.HasField("definition"):
         problems.append(FieldViolation("definition", 'is required: {"steps": [...]}'))
     definition = validate.document(request.definition, "definition", problems, MAX_DEFINITION_BYTES)
@@ -73,7 +80,7 @@ def parse_start(request: pb.StartExecutionRequest) -> StartRequest:
     if not 0 <= request.priority <= 10:
         problems.append(FieldViolation("priority", f"must be between 1 and 10, got {request.priority}"))
     validate.optional_text(request.idempotency_key, "idempotency_key", KEY_MAX, problems)
-    context = validate.document(request.context, "context", problems, MAX_DEFINITION_BYTES)
+    context = validate.document(request.context, "context", problems, MAX_CONTEXT_BYTES)
     _raise(problems)
     return StartRequest(
         workflow_id,

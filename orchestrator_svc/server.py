@@ -7,6 +7,7 @@ from typing import Any
 
 from orchestrator_svc import telemetry
 from orchestrator_svc.batches import Batches
+from orchestrator_svc.claims import Claims
 from orchestrator_svc.dispatch import Dispatcher
 from orchestrator_svc.effects import Effects
 from orchestrator_svc.engine import ExecutionEngine
@@ -72,16 +73,17 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
     registry_channel = tls.channel(settings, settings.registry_target, interceptors=bearer_interceptors(registry_token))
     workflows = WorkflowStore(pool)
     backoff = Backoff(settings.retry_backoff_seconds, settings.retry_backoff_max_seconds)
-    leases = LeaseStore(pool, backoff, settings.lease_quarantine_seconds)
+    leases = LeaseStore(pool, backoff)
     engine = ExecutionEngine(pool, leases)
 
     def leased(rows: list[Any]) -> None:
         effects.leased(rows)
 
-    dispatcher = Dispatcher(leases, redis, pool, leased, settings.dispatch_poll_seconds)
+    claims = Claims(pool, settings.lease_quarantine_seconds)
+    dispatcher = Dispatcher(claims, redis, pool, leased, settings.dispatch_poll_seconds)
     hub = EventHub(redis, dispatcher)
     effects = Effects(QueueMirror(redis, pool), hub, pool, dispatcher)
-    batches = Batches(pool, workflows, engine, leases, effects)
+    batches = Batches(pool, workflows, engine, leases, effects, dispatcher, settings.lease_quarantine_seconds)
     sweeper = LeaseSweeper(engine, leases, effects)
     sweeping = Periodic("lease-sweeper", settings.lease_sweep_seconds, sweeper.sweep)
     # Capability routing asks the search service which agents match (agent:read, like the registry).

@@ -90,6 +90,9 @@ class WorkflowStore:
             self._by_name[(row["name"], row["version"])] = row["id"]
         return row
 
+    def cached(self, workflow_id: str) -> Definition | None:
+        return self._definitions.get(workflow_id)
+
     async def definition_for(self, conn: asyncpg.Connection, workflow_id: str) -> Definition:
         """The parsed definition of a workflow that has runs (so it is immutable): cached, else read on `conn`."""
         cached = self._definitions.get(workflow_id)

@@ -13,6 +13,13 @@ import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from ossa_runtime import limits
+
+
+def clip(text: str, maximum: int) -> str:
+    """`text`, cut to `maximum` characters (ending in "...") when it is longer."""
+    return text if len(text) <= maximum else text[: maximum - 3] + "..."
+
 
 @dataclass(frozen=True)
 class FieldViolation:
@@ -28,6 +35,7 @@ class DomainError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
 
     def __init__(self, message: str) -> None:
+        message = clip(message, limits.ERROR_MESSAGE_MAX_CHARS)  # it travels in an HTTP/2 trailer
         super().__init__(message)
         self.message = message
 
@@ -40,7 +48,10 @@ class DomainError(Exception):
 
 
 class InvalidArgument(DomainError):
-    """The request is malformed (HTTP 400); `violations` name each bad field."""
+    """The request is malformed (HTTP 400); `violations` name each bad field.
+
+    At most ERROR_MAX_VIOLATIONS are reported, each clipped (a request with a thousand bad steps or
+    a megabyte-long key must not produce a reply too large for the trailers that carry it)."""
 
     code = grpc.StatusCode.INVALID_ARGUMENT
 
@@ -49,8 +60,16 @@ class InvalidArgument(DomainError):
             violations = [FieldViolation(violations, message or "is invalid")]
         elif isinstance(violations, FieldViolation):
             violations = [violations]
-        self.violations = violations
-        summary = "; ".join(f"{v.field}: {v.description}" for v in violations)
+        shown = violations[: limits.ERROR_MAX_VIOLATIONS]
+        self.violations = [
+            FieldViolation(
+                clip(v.field, limits.ERROR_FIELD_MAX_CHARS), clip(v.description, limits.ERROR_DESCRIPTION_MAX_CHARS)
+            )
+            for v in shown
+        ]
+        summary = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
+        if len(violations) > len(shown):
+            summary += f"; and {len(violations) - len(shown)} more"
         super().__init__(f"invalid request: {summary}")
 
     def to_status(self) -> status_pb2.Status:

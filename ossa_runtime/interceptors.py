@@ -23,6 +23,7 @@ import grpc
 
 from ossa_runtime import logging as ossa_logging
 from ossa_runtime import metrics, tracing
+from ossa_runtime.decode import DecodeGuard
 from ossa_runtime.errors import DomainError, internal_status
 
 log = logging.getLogger("ossa.access")
@@ -181,6 +182,8 @@ class ObservabilityInterceptor(ScopedInterceptor):
 def default_interceptors(service: str = "", auth: Any = None, ratelimit: Any = None) -> list[Any]:
     """The chain every OSSA service installs; `auth` (ossa_runtime.auth.AuthInterceptor) runs
     inside the access log, so its refusals are logged and counted like any other status, and
-    `ratelimit` (ossa_runtime.ratelimit.RateLimitInterceptor) right after it (it limits by caller)."""
-    chain = [tracing.server_interceptor(), ObservabilityInterceptor(service), auth, ratelimit]
+    `ratelimit` (ossa_runtime.ratelimit.RateLimitInterceptor) right after it (it limits by caller).
+    Innermost, DecodeGuard turns a request protobuf cannot decode into INVALID_ARGUMENT naming the
+    field (ossa_runtime.decode), once the caller has been authenticated."""
+    chain = [tracing.server_interceptor(), ObservabilityInterceptor(service), auth, ratelimit, DecodeGuard()]
     return [i for i in chain if i is not None]

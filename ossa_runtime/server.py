@@ -15,7 +15,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from ossa_runtime import tracing
+from ossa_runtime import limits, tracing
 from ossa_runtime.interceptors import default_interceptors
 from ossa_runtime.logging import configure_logging
 from ossa_runtime.metrics import serves_metrics
@@ -41,7 +41,11 @@ def server_options(reuse_port: bool) -> list[tuple[str, Any]]:
         ("grpc.keepalive_timeout_ms", 10_000),
         ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
         ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+        # Input limits (ossa_runtime/limits.py): larger messages are RESOURCE_EXHAUSTED; metadata
+        # beyond the soft limit would be refused at random, so both limits are the same.
+        ("grpc.max_receive_message_length", limits.GRPC_MAX_MESSAGE_BYTES),
+        ("grpc.max_metadata_size", limits.GRPC_MAX_METADATA_BYTES),
+        ("grpc.absolute_max_metadata_size", limits.GRPC_MAX_METADATA_BYTES),
     ]
 
 

@@ -9,9 +9,10 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2
 
+from ossa_runtime import limits
 from ossa_runtime.errors import FieldViolation, InvalidArgument
 
-MAX_DOCUMENT_BYTES = 64 * 1024
+MAX_DOCUMENT_BYTES = limits.DOCUMENT_MAX_BYTES
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 VERSION_MAX = 20
 # Semantic versioning 2.0.0 (https://semver.org), length-capped by the schema's VARCHAR(20).
@@ -60,24 +61,43 @@ def version(value: str, field: str, problems: list[FieldViolation]) -> None:
 def document(
     message: struct_pb2.Struct, field: str, problems: list[FieldViolation], limit: int = MAX_DOCUMENT_BYTES
 ) -> dict[str, Any]:
-    """A Struct as a dict, at most `limit` bytes of JSON."""
-    doc: dict[str, Any] = json_format.MessageToDict(message)
-    encoded = json.dumps(doc)
-    if len(encoded) > limit:
-        problems.append(FieldViolation(field, f"must be at most {limit} bytes of JSON, got {len(encoded)}"))
-    elif _has_nul(doc):  # PostgreSQL's JSONB cannot store NUL characters
+    """A Struct as a dict: at most `limit` bytes of JSON and JSON_MAX_DEPTH levels deep, without
+    NUL characters (PostgreSQL's JSONB cannot store them) or NaN/Infinity (JSON has none)."""
+    try:
+        doc: dict[str, Any] = json_format.MessageToDict(message)
+    except ValueError:  # json_format refuses NaN and Infinity in a number_value
+        problems.append(FieldViolation(field, "must not contain NaN or Infinity"))
+        return {}
+    depth, nul = _scan(doc)
+    if depth > limits.JSON_MAX_DEPTH:
+        problems.append(FieldViolation(field, f"must nest at most {limits.JSON_MAX_DEPTH} levels deep, got {depth}"))
+        return doc
+    size = len(json.dumps(doc))
+    if size > limit:
+        problems.append(FieldViolation(field, f"must be at most {limit} bytes of JSON, got {size}"))
+    elif nul:
         problems.append(FieldViolation(field, "must not contain NUL characters (\\u0000)"))
     return doc
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+def _scan(value: Any) -> tuple[int, bool]:
+    """(how many levels of objects and arrays `value` nests, whether a key or string holds a NUL).
+
+    Iterative, so no document is too deep to look at."""
+    deepest, nul = 0, False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            deepest = max(deepest, depth)
+            nul = nul or any("\x00" in k for k in item)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in item)
+        elif isinstance(item, str):
+            nul = nul or "\x00" in item
+    return deepest, nul
 
 
 def page(limit: int, offset: int, problems: list[FieldViolation]) -> tuple[int, int]:

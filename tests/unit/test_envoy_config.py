@@ -28,13 +28,16 @@ from google.rpc import error_details_pb2, status_pb2
 
 from gateway_http.envoy_config import (
     HTTP_TO_GRPC,
+    LIMIT_MESSAGES,
     find_envoy,
     ossa_services,
     render_envoy_config,
     validate_envoy_config,
 )
 from ossa.registry.v1 import registry_pb2, registry_pb2_grpc
+from ossa_runtime import limits
 from ossa_runtime.settings import Settings
+from tests.uploads import upload
 
 FDP = descriptor_pb2.FieldDescriptorProto
 TRANSCODER = "envoy.filters.http.grpc_json_transcoder"
@@ -125,9 +128,23 @@ def test_listener_admin_and_filter_order(rendered: Path) -> None:
     assert manager["codec_type"] == "AUTO"  # HTTP/1.1 and h2c (gRPC clients) on one port
     assert [f["name"] for f in manager["http_filters"]] == [
         "envoy.filters.http.lua",
+        "ossa.rest_body_limit",
         TRANSCODER,
         "envoy.filters.http.router",
     ]
+
+
+def test_request_limits(rendered: Path) -> None:
+    manager = hcm(load(rendered))
+    assert manager["max_request_headers_kb"] == limits.HTTP_MAX_HEADERS_KB
+    body_limit = next(f for f in manager["http_filters"] if f["name"] == "ossa.rest_body_limit")["typed_config"]
+    assert body_limit["extension_config"]["typed_config"]["max_request_bytes"] == limits.HTTP_MAX_BODY_BYTES
+    (skip_grpc,) = body_limit["xds_matcher"]["matcher_list"]["matchers"]
+    predicate = skip_grpc["predicate"]["single_predicate"]
+    assert predicate["input"]["typed_config"]["header_name"] == "content-type"
+    assert predicate["value_match"] == {"prefix": "application/grpc"}
+    assert skip_grpc["on_match"]["action"]["typed_config"]["@type"].endswith("SkipFilter")
+    assert http_filter(load(rendered), TRANSCODER)["max_request_body_size"] == limits.HTTP_MAX_BODY_BYTES
 
 
 def test_transcoder_serves_every_ossa_service(rendered: Path, descriptor: bytes) -> None:
@@ -260,7 +277,7 @@ def test_local_replies_use_the_error_shape(rendered: Path) -> None:
         comparison = filters[1]["status_code_filter"]["comparison"]
         codes[(comparison["op"], comparison["value"]["default_value"])] = body["json_format"]["code"]
         message = body["json_format"]["message"]
-        assert message == "%LOCAL_REPLY_BODY%" or message.startswith("no route for ")
+        assert message in ("%LOCAL_REPLY_BODY%", *LIMIT_MESSAGES.values()) or message.startswith("no route for ")
     assert codes == {**{("EQ", http): grpc for http, grpc in HTTP_TO_GRPC.items()}, ("GE", 400): 2}
     assert HTTP_TO_GRPC[400] == 3 and HTTP_TO_GRPC[404] == 5 and HTTP_TO_GRPC[503] == 14 and HTTP_TO_GRPC[504] == 4
 
@@ -471,6 +488,24 @@ def test_envoy_statuses_bodies_and_errors(gateway: str) -> None:
         assert status == 200 and headers["content-type"] == "application/json" and doc["openapi"] == "3.1.0"
     finally:
         conn.close()
+
+
+def test_envoy_refuses_large_rest_requests(gateway: str) -> None:
+    for size in (limits.HTTP_MAX_BODY_BYTES + 1, 50 * 1024 * 1024):
+        status, headers, body, sent = upload(gateway, "/api/v1/agents", size)
+        assert (status, body["code"], headers["content-type"]) == (413, 8, "application/json"), body
+        assert body["message"] == LIMIT_MESSAGES[413] and body["details"] == []
+        assert sent < 20 * 1024 * 1024  # refused early, not after the whole body
+    host, port = gateway.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        status, headers, body = _call(conn, "GET", "/api/v1/agents?name=" + "x" * (limits.HTTP_MAX_HEADERS_KB * 1024))
+        assert (status, body["code"], body["message"]) == (431, 8, LIMIT_MESSAGES[431]), body
+    finally:
+        conn.close()
+    # Just under the limit, the body reaches the service (the stub answers any name).
+    status, _, body, _ = upload(gateway, "/api/v1/agents", limits.HTTP_MAX_BODY_BYTES - 64)
+    assert status == 201 and len(body["name"]) > 4_000_000
 
 
 def test_grpc_clients_pass_through(gateway: str) -> None:
