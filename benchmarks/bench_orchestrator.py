@@ -999,6 +999,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--lease-seconds", type=int, default=0, help="lease of the concurrency steps (default 30)")
     parser.add_argument("--celery-pool", default="prefork", choices=("prefork", "threads", "solo"))
     parser.add_argument("--no-celery", action="store_true", help="skip the Celery comparison")
+    parser.add_argument("--cli-only", action="store_true", help="skip sections 1-4 (Celery and 6 only)")
     parser.add_argument(
         "--idle-agents", type=int, default=50, help="agents of another capability connected in 2's last row (0: none)"
     )
@@ -1076,7 +1077,8 @@ def main() -> int:
         print(f"machine before: {machine_note()}")
         print(platform_note(args, platform))
         try:
-            figures = asyncio.run(asyncio.wait_for(ossa_suite(args, plan, cpu), args.budget))
+            figures = OssaFigures() if args.cli_only else asyncio.run(asyncio.wait_for(ossa_suite(args, plan, cpu),
+                                                                                      args.budget))  # fmt: skip
         except TimeoutError:
             print(f"\nthe OSSA sections did not finish within --budget {args.budget:g} s; stopped there")
             figures = OssaFigures()
