@@ -69,7 +69,14 @@ class LocalAgent:
         )  # fmt: skip
 
     def wanted_by(self, announced: frozenset[str]) -> bool:
-        return announced is ALL or bool(self.capabilities & announced) or agent_wake_key(self.agent_id) in announced
+        """Whether to claim for it now: everyone at a tick; an agent whose capabilities got queued work
+        (which may wait in the queue for it from now on: backlog); one woken by name."""
+        if announced is ALL:
+            return True
+        if self.capabilities & announced:
+            self.backlog = True
+            return True
+        return agent_wake_key(self.agent_id) in announced
 
     def want(self) -> Want:
         return Want(self.agent_id, self.capabilities, self.agent_type, self.slots, self.free)
@@ -149,7 +156,8 @@ class Dispatcher:
         agent = self.agents.get(agent_id)
         if agent is not None and task_id in agent.held:
             agent.held.discard(task_id)
-            self.wake({agent_wake_key(agent_id)})
+            if agent.backlog:  # else nothing waits for it: new work reaches it by sync match
+                self.wake({agent_wake_key(agent_id)})
 
     # Sync match ---------------------------------------------------------------------------------------
 
@@ -193,7 +201,7 @@ class Dispatcher:
             announced, self._announced = frozenset(self._announced), set()
             if announced >= ALL:
                 announced = ALL
-            wants = [a for a in self.agents.values() if a.live and a.free > 0 and a.streams and a.wanted_by(announced)]
+            wants = [a for a in self.agents.values() if a.wanted_by(announced) and a.live and a.free > 0 and a.streams]
             if not wants:
                 continue
             try:

@@ -27,6 +27,7 @@ from orchestrator_svc.outcome import Revoked
 from ossa.orchestrator.v1 import orchestrator_pb2 as pb
 from ossa_runtime import tracing
 from ossa_runtime.errors import DomainError, InvalidArgument
+from ossa_runtime.linger import Linger
 
 log = logging.getLogger("ossa.orchestrator.work")
 _SERVICE = "/ossa.orchestrator.v1.OrchestratorService/"
@@ -172,9 +173,11 @@ class WorkSession:
         try:
             if w.batched:  # tells the agent at once that this stream takes its reports
                 yield pb.WorkResponse(batch=pb.WorkBatch())
+            linger = Linger()
             while True:
                 item = await self.outbox.get()
                 if w.batched:
+                    await linger.wait()  # under load, more of what is queued goes in this one message
                     message, end = self._drain(item)
                     if message is not None:
                         yield message

@@ -18,6 +18,7 @@ from typing import Any, TypeAlias
 import grpc
 
 from ossa.orchestrator.v1 import orchestrator_pb2 as pb
+from ossa_runtime.linger import Linger
 
 log = logging.getLogger("ossa.sdk")
 
@@ -145,8 +146,10 @@ class Outbox:
 
     async def run(self) -> None:
         """The writer: whenever reports are queued, send them all (up to MAX_WRITE_BYTES/REPORTS a message)."""
+        linger = Linger()
         while not self.closed:
             await self._ready.wait()
+            await linger.wait()  # under load, reports made a moment apart share one message
             self._ready.clear()
             while self._queue and not self.closed:
                 batch = self._take()
