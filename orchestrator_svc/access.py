@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from orchestrator_svc.batcher import UNREACHABLE, unavailable
 from ossa_runtime.auth.principal import agent_scoped, current_principal, require_agent
 
 # The agent a fencing token was issued to (any attempt), else the task's current holder.
@@ -26,7 +27,10 @@ async def require_lease_holder(pool: asyncpg.Pool, task_id: str, fencing_token: 
     """
     if not agent_scoped(current_principal()):
         return
-    row = await pool.fetchrow(_HOLDER, task_id, fencing_token)
+    try:
+        row = await pool.fetchrow(_HOLDER, task_id, fencing_token)
+    except UNREACHABLE as err:
+        raise unavailable(err) from err
     if row is None or row["agent_id"] is None:
         return
     require_agent(row["agent_id"], row["name"])

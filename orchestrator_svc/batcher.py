@@ -9,7 +9,9 @@ in flight (no timer, no added latency). Per-item outcomes: `flush` returns one r
 exception per item, so one bad row (a stale fencing token) fails alone.
 
 A deadlock or serialization failure between two batches (two orchestrator processes touching the
-same rows in another order) rolls the whole transaction back; the batch is retried as is.
+same rows in another order) rolls the whole transaction back; the batch is retried as is. A
+database that cannot be reached (restarting, say) fails the batch with UNAVAILABLE, which callers
+retry, rather than with an internal error.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Generic, TypeVar
 import asyncpg
 
 from ossa_runtime import metrics
+from ossa_runtime.errors import Unavailable
 
 log = logging.getLogger("ossa.orchestrator.batch")
 T = TypeVar("T")
@@ -30,6 +33,19 @@ R = TypeVar("R")
 Flush = Callable[[list[T]], Awaitable[Sequence[R | BaseException]]]
 RETRIES = 5  # deadlocks and serialization failures in a row before the batch fails
 RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+# PostgreSQL is down, restarting or shutting down (or the connection broke): the caller may try again.
+UNREACHABLE = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+               asyncpg.exceptions.OperatorInterventionError)  # fmt: skip
+
+
+def unavailable(err: Exception) -> Exception:
+    """UNAVAILABLE for a database that cannot be reached (an INTERNAL error otherwise: the callers, agents
+    included, would take it for a bug and not retry); any other error as it is."""
+    if not isinstance(err, UNREACHABLE):
+        return err
+    wrapped = Unavailable(f"the database is unavailable ({type(err).__name__}: {err}); try again")
+    wrapped.__cause__ = err
+    return wrapped
 
 
 class GroupCommit(Generic[T, R]):
@@ -77,7 +93,7 @@ class GroupCommit(Generic[T, R]):
                     break
                 log.info("batch rolled back; retrying", extra={"metadata": {"kind": self.name, "error": str(err)}})
             except Exception as err:  # the database is down, say: every caller gets the error
-                outcomes = [err] * len(items)
+                outcomes = [unavailable(err)] * len(items)
                 break
         self.batches += 1
         self.items += len(items)

@@ -8,6 +8,8 @@ caller is answered: no acknowledgement ever precedes its commit.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -24,6 +26,7 @@ from orchestrator_svc.outcome import Outcome
 from orchestrator_svc.starts import Started, StartItem
 from orchestrator_svc.workflows import WorkflowStore
 
+log = logging.getLogger("ossa.orchestrator")
 __all__ = ["Batches", "Completed", "Completion", "Failure", "Report", "StartItem", "Started"]
 
 
@@ -41,6 +44,7 @@ class Batches:
         self.completions: GroupCommit[Completion, Completed] = GroupCommit("complete", self._complete)
         self.failures: GroupCommit[Failure, bool] = GroupCommit("fail", self._fail)
         self.renewals: GroupCommit[Report, tuple[datetime, str]] = GroupCommit("renew", self._renew)
+        self._background: set[asyncio.Task[None]] = set()
 
     async def _start(self, items: list[StartItem]) -> list[Started | BaseException]:
         return await self._started(items, atomic=False)
@@ -83,7 +87,24 @@ class Batches:
                 self.effects.renewed(item.task_id, holder, (expires - now).total_seconds())
         return results
 
+    def undeliver(self, leases: list[tuple[str, int]], agent_id: str) -> None:
+        """A stream closed with these leases still unsent: put them back in the queue (in the background)."""
+        task = asyncio.create_task(self._undeliver(leases, agent_id), name="undeliver")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _undeliver(self, leases: list[tuple[str, int]], agent_id: str) -> None:
+        try:
+            rows = await self.leases.undeliver(leases)
+        except Exception as err:  # they expire and are retried like any lost lease
+            log.warning("could not requeue undelivered leases", extra={"metadata": {"error": str(err)}})
+            return
+        for task_id, _ in leases:
+            self.dispatcher.released(agent_id, task_id)
+        self.effects.apply(Outcome(created=[dict(r) for r in rows]))
+
     async def stop(self) -> None:
+        await asyncio.gather(*self._background, return_exceptions=True)
         for batch in (self.starts, self.completions, self.failures, self.renewals):
             await batch.stop()
 

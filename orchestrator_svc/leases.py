@@ -189,6 +189,27 @@ class LeaseStore:
                       row["fencing_token"], row["agent_id"] or "")  # fmt: skip
         return Released(task_id, row["execution_id"], row["name"], row["agent_id"], retry, error, end)
 
+    async def undeliver(self, leases: list[tuple[str, int]]) -> list[Row]:
+        """Leases pushed to a stream that closed before sending them: back in the queue as if never
+        leased (their attempt is forgotten; the fencing token stays spent, so nothing sent under it
+        can land). Returns the tasks queued again."""
+        rows: list[Row] = await self.pool.fetch(
+            """WITH i AS (SELECT * FROM unnest($1::uuid[], $2::bigint[]) AS i(id, token)),
+                    back AS (UPDATE tasks t SET status = 'pending', agent_id = NULL, lease_expires_at = NULL,
+                                    started_at = NULL, attempt = t.attempt - 1, trace_span_id = NULL
+                               FROM i WHERE t.id = i.id AND t.fencing_token = i.token AND t.status = 'assigned'
+                             RETURNING t.id, t.fencing_token, t.execution_id, t.name, t.status, t.priority,
+                                       t.capability, t.agent_type, t.enqueued_at, t.capability_query,
+                                       t.target_agent_id),
+                    gone AS (DELETE FROM task_attempts a USING back b
+                              WHERE a.task_id = b.id AND a.fencing_token = b.fencing_token)
+               SELECT id::text AS id, execution_id::text AS execution_id, name, status, priority, capability,
+                      agent_type, enqueued_at, capability_query, target_agent_id::text AS target_agent_id
+                 FROM back""",
+            [lease[0] for lease in leases], [lease[1] for lease in leases],
+        )  # fmt: skip
+        return rows
+
     async def expired(self, limit: int = 100) -> list[str]:
         rows = await self.pool.fetch(
             """SELECT id::text AS id FROM tasks

@@ -30,11 +30,16 @@ def score(row: Any) -> float:
     return float((10 - row["priority"]) * PRIORITY_BAND + int(row["enqueued_at"].timestamp() * 1000))
 
 
+# How long the keys of an ended task or execution stay: enough for whoever watches the mirror to see
+# the end, while Redis stays the size of the live work (PostgreSQL keeps the history). A day of them
+# at a steady 100 tasks/s was millions of hashes: Redis grew without bound under load.
+ENDED_TTL_SECONDS = 60
+
 # Applies a batch of mirror writes in one round trip. KEYS: the priority ZSET and pending LIST.
 # ARGV[1]: a JSON list of ops, each [kind, ...] with the keys it touches spelled out by the caller.
 APPLY_LUA = """
 local priority, pending = KEYS[1], KEYS[2]
-local day = 86400
+local ended = ENDED_TTL
 local function hset(key, fields)
   if #fields > 0 then redis.call('HSET', key, unpack(fields)) end
 end
@@ -59,7 +64,7 @@ for _, op in ipairs(cjson.decode(ARGV[1])) do
     redis.call('ZREM', priority, op[2])
     redis.call('LREM', pending, 1, op[2])
     redis.call('HSET', op[4], 'status', op[5])
-    redis.call('EXPIRE', op[4], day)
+    redis.call('EXPIRE', op[4], ended)
   elseif kind == 'x' then        -- execution: state key, state fields, steps key, steps, vars key, vars, final
     hset(op[2], op[3])
     if op[5] ~= cjson.null then
@@ -68,14 +73,14 @@ for _, op in ipairs(cjson.decode(ARGV[1])) do
       hset(op[6], op[7])
     end
     if op[8] then
-      redis.call('EXPIRE', op[2], day)
-      redis.call('EXPIRE', op[4], day)
-      redis.call('EXPIRE', op[6], day)
+      redis.call('EXPIRE', op[2], ended)
+      redis.call('EXPIRE', op[4], ended)
+      redis.call('EXPIRE', op[6], ended)
     end
   end
 end
 return 0
-"""
+""".replace("ENDED_TTL", str(ENDED_TTL_SECONDS))
 
 
 def _flat(mapping: dict[str, str]) -> list[str]:

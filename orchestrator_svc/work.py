@@ -196,10 +196,17 @@ class WorkSession:
                         raise reader.exception()  # type: ignore[misc]
                     return
         finally:
+            self.dispatcher.detach(agent, self)  # no more leases for this stream
+            self._unsubscribe()
+            unsent = []
+            while not self.outbox.empty():
+                item = self.outbox.get_nowait()
+                if isinstance(item, pb.Assignment):
+                    unsent.append((item.task_id, item.fencing_token))
+            if unsent:
+                self.batches.undeliver(unsent, w.agent_id)
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
-            self._unsubscribe()
-            self.dispatcher.detach(agent, self)
 
 
 def _complete(batches: Batches, output: Callable[[], dict[str, Any]], agent: str | None, task_id: str,

@@ -291,3 +291,41 @@ async def test_two_orchestrators_batching_claims_attempt_every_task_once(client:
         await conn.close()
     assert len(attempts) == total and {r["n"] for r in attempts} == {1}
     assert {r["status"]: r["n"] for r in statuses} == {"completed": total}
+
+
+async def test_leases_never_sent_go_back_to_the_queue_as_if_never_leased(client: Client, stack: Stack) -> None:
+    """A stream that closes with leases still in its outbox hands them back (LeaseStore.undeliver): the
+    task is queued again with its attempt forgotten, and the spent fencing token is never valid again."""
+    from orchestrator_svc.leases import Backoff, LeaseStore
+    from ossa_runtime.db import create_pool
+
+    agent = await client.agent(["batch-unsent"])
+    workflow = await client.published([step("a", "batch-unsent", max_retries=0)])
+    execution_id = await client.start(workflow.id)
+    stream = await Batched(client, agent, slots=1).open()
+    (first,) = await stream.take(1)
+    await stream.close()
+    pool = await create_pool(stack[0])
+    try:
+        (back,) = await LeaseStore(pool, Backoff(0.05, 0.2)).undeliver([(first.task_id, first.fencing_token)])
+        row = await pool.fetchrow(
+            "SELECT status, attempt, fencing_token, agent_id FROM tasks WHERE id = $1", first.task_id
+        )
+        attempts = await pool.fetchval("SELECT count(*) FROM task_attempts WHERE task_id = $1", first.task_id)
+    finally:
+        await pool.close()
+    assert back["id"] == first.task_id and back["capability"] == "batch-unsent"
+    assert (row["status"], row["attempt"], row["agent_id"]) == ("pending", 0, None)
+    assert row["fencing_token"] == first.fencing_token and attempts == 0
+    stream = await Batched(client, agent, slots=1).open()
+    try:
+        (again,) = await stream.take(1)  # max_retries=0, yet it runs: the unsent lease was no attempt
+        assert again.task_id == first.task_id and again.attempt == 1
+        assert again.fencing_token == first.fencing_token + 1
+        await stream.call.write(pb.WorkRequest(completions=[completion(first), completion(again)]))
+        stale = await stream.receipt(first.task_id, first.fencing_token, pb.RECEIPT_KIND_COMPLETION)
+        done = await stream.receipt(again.task_id, again.fencing_token, pb.RECEIPT_KIND_COMPLETION)
+        assert stale.code == grpc.StatusCode.FAILED_PRECONDITION.value[0] and done.code == 0
+    finally:
+        await stream.close()
+    assert (await client.execution(execution_id)).status == pb.ExecutionStatus.completed

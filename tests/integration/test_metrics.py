@@ -178,12 +178,15 @@ async def test_failed_and_cancelled_work_is_counted(stack: Stack) -> None:
             pb.FailTaskRequest(task_id=doomed.task_id, fencing_token=doomed.fencing_token, error="no", retryable=False)
         )
         await stack.client.wait_status(failing, "failed")
-    cancelled = await stack.client.start(workflow.id)  # nobody works on it: its tasks stay queued
+    # Nobody works on it (no agent serves its capability): its tasks stay queued until cancelled.
+    idle = await stack.client.published([step("a", capability + "-idle"), step("b", capability + "-idle")])
+    cancelled = await stack.client.start(idle.id)
     await stack.client.orch.CancelExecution(pb.CancelExecutionRequest(execution_id=cancelled))
     after = await stack.orchestrator_metrics()
 
     # a failed (attempt failed), b stopped with its execution (attempt cancelled); both cancelled tasks never ran.
-    assert delta(before, after, "ossa_tasks_completed_total", capability=capability, outcome="failed") == 4
+    assert delta(before, after, "ossa_tasks_completed_total", capability=capability, outcome="failed") == 2
+    assert delta(before, after, "ossa_tasks_completed_total", capability=capability + "-idle", outcome="failed") == 2
     assert delta(before, after, "ossa_tasks_completed_total", capability=capability, outcome="completed") == 0
     assert delta(before, after, "ossa_task_duration_seconds_count", capability=capability, outcome="failed") == 1
     assert delta(before, after, "ossa_task_duration_seconds_count", capability=capability, outcome="cancelled") == 1
