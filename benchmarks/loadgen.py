@@ -138,6 +138,8 @@ async def grpc_starts(gateway: str, workflow_id: str, n: int, in_flight: int = 1
     stubs = [orchestrator_pb2_grpc.OrchestratorServiceStub(c) for c in chans]
     work = iter(chunks(n, batch))
     out = Starts()
+    if batch and not hasattr(pb, "StartExecutionsRequest"):  # stubs of a version before StartExecutions
+        out.unavailable = "these generated stubs have no StartExecutions"
 
     async def caller(stub: Any) -> None:
         while not out.unavailable and (seqs := next(work, None)) is not None:
