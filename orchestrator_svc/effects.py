@@ -83,6 +83,7 @@ class Effects:
         later = self._later
         if later.size >= MAX_PENDING:
             self.dropped += 1
+            self.mirror.dirty = True
             return
         if outcome is not None:
             later.outcomes.append(outcome)
@@ -107,6 +108,7 @@ class Effects:
             try:
                 await self._write(later)
             except Exception as err:  # never lose the loop: the mirror is repaired by check()
+                self.mirror.dirty = True
                 log.warning("after-commit writes failed", extra={"metadata": {"error": str(err)}})
 
     async def _write(self, later: _Later) -> None:

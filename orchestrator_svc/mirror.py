@@ -6,13 +6,17 @@ priority, FIFO within one), `ossa:tasks:pending` (their arrival order), `ossa:ta
 `ossa:task:{id}:lock` (holding agent, expiring with the lease) and, per execution,
 `ossa:workflow:{executionId}:state|steps|variables`. Writes happen after the commit and are best
 effort; `check()` rebuilds the queue keys from PostgreSQL when they drift (Redis flushed or
-restarted), so nothing is lost.
+restarted), so nothing is lost. The keys of what ended expire; when a write may have been lost
+(one failed, or Redis restarted and its append-only file missed the last second), `check()` also
+gives an expiry to the keys of tasks and executions that ended meanwhile, which would otherwise
+stay forever.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -34,6 +38,8 @@ def score(row: Any) -> float:
 # the end, while Redis stays the size of the live work (PostgreSQL keeps the history). A day of them
 # at a steady 100 tasks/s was millions of hashes: Redis grew without bound under load.
 ENDED_TTL_SECONDS = 60
+MAX_SCAN = 1_000_000  # keys one repair looks at
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 # Applies a batch of mirror writes in one round trip. KEYS: the priority ZSET and pending LIST.
 # ARGV[1]: a JSON list of ops, each [kind, ...] with the keys it touches spelled out by the caller.
@@ -132,6 +138,10 @@ class QueueMirror:
         self.redis = redis
         self.pool = pool
         self._apply = redis.register_script(APPLY_LUA)
+        # A write may have been lost since the last check(): at start-up (an earlier process may have
+        # died mid-write), after a failed write, after Redis restarted (its run_id changed).
+        self.dirty = True
+        self._run_id = ""
 
     async def apply(self, batch: Batch) -> None:
         """One round trip for the whole batch; best effort (PostgreSQL has the truth, check() repairs)."""
@@ -140,6 +150,7 @@ class QueueMirror:
         try:
             await self._apply(keys=[keys.TASKS_PRIORITY, keys.TASKS_PENDING], args=[json.dumps(batch.ops)])
         except Exception as err:
+            self.dirty = True
             log.warning("redis mirror update failed", extra={"metadata": {"error": str(err)}})
 
     async def pending_rows(self, task_ids: list[str]) -> list[Any]:
@@ -152,7 +163,22 @@ class QueueMirror:
         return rows
 
     async def check(self) -> bool:
-        """Rebuild the queue keys from PostgreSQL if they disagree with it; True if rebuilt."""
+        """Rebuild the queue keys from PostgreSQL if they disagree with it (True if rebuilt); after a
+        write may have been lost, also expire the keys of what ended meanwhile."""
+        run_id = str((await self.redis.info("server")).get("run_id", ""))
+        if run_id != self._run_id:
+            self.dirty, self._run_id = True, run_id
+        rebuilt = await self._rebuild_queue()
+        if self.dirty:
+            self.dirty = False
+            try:
+                await self.expire_ended()
+            except BaseException:
+                self.dirty = True  # the next check tries again
+                raise
+        return rebuilt
+
+    async def _rebuild_queue(self) -> bool:
         expected = await self.pool.fetchval("SELECT count(*) FROM tasks WHERE status = 'pending'")
         queued_now = await self.redis.zcard(keys.TASKS_PRIORITY)
         if queued_now == expected:
@@ -168,6 +194,61 @@ class QueueMirror:
         batch.queued(sorted(rows, key=score))
         await self.apply(batch)
         return True
+
+    async def expire_ended(self) -> int:
+        """Give the keys of ended tasks and executions that have none their expiry (their end never
+        reached Redis); returns how many tasks and executions that was."""
+        tasks = await self._without_expiry(keys.task_data("*"))
+        executions = await self._without_expiry(keys.workflow_state("*"))
+        live_tasks = {r["id"] for r in await self.pool.fetch(
+            """SELECT id::text AS id FROM tasks
+                WHERE id = ANY($1::uuid[]) AND status IN ('pending', 'assigned', 'running')""",
+            tasks,
+        )}  # fmt: skip
+        live_executions = {r["id"] for r in await self.pool.fetch(
+            "SELECT id::text AS id FROM executions WHERE id = ANY($1::uuid[]) AND status IN ('pending', 'running')",
+            executions,
+        )}  # fmt: skip
+        ended = [keys.task_data(t) for t in tasks if t not in live_tasks]
+        for e in executions:
+            if e not in live_executions:
+                ended += [keys.workflow_state(e), keys.workflow_steps(e), keys.workflow_variables(e)]
+        for i in range(0, len(ended), 1000):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in ended[i : i + 1000]:
+                    pipe.expire(key, ENDED_TTL_SECONDS)
+                await pipe.execute()
+        count = len(tasks) - len(live_tasks) + len(executions) - len(live_executions)
+        if count:
+            log.warning("expired the Redis keys of ended work whose end was not mirrored",
+                        extra={"metadata": {"count": count}})  # fmt: skip
+        return count
+
+    async def _without_expiry(self, pattern: str) -> list[str]:
+        """The ids in the keys matching `ossa:<entity>:*:<field>` that have no expiry (at most MAX_SCAN keys)."""
+        found: list[str] = []
+        names: list[str] = []
+        seen = 0
+        async for key in self.redis.scan_iter(match=pattern, count=1000):
+            names.append(key)
+            seen += 1
+            if len(names) == 1000 or seen >= MAX_SCAN:
+                found += await self._no_ttl(names)
+                names = []
+            if seen >= MAX_SCAN:
+                break
+        found += await self._no_ttl(names)
+        ids = [name.split(":")[2] for name in found if name.count(":") == 3]
+        return [i for i in ids if _UUID.fullmatch(i)]  # anything else is no key of ours
+
+    async def _no_ttl(self, names: list[str]) -> list[str]:
+        if not names:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.ttl(name)
+            ttls = await pipe.execute()
+        return [name for name, ttl in zip(names, ttls, strict=True) if ttl == -1]
 
 
 def _data(row: Any) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -36,6 +37,10 @@ PORT_VARS = (
     "OSSA_SEARCH_METRICS_PORT",
 )
 
+
+# What `ossa up` prints: its table once it is up, then one line per restart of a part.
+TABLE_ROW = re.compile(r"^  (\S+)\s+\S+\s+(\d+)\s+/", re.MULTILINE)
+RESTARTED = re.compile(r"^(\S+) restarted \(pid (\d+)\) and ready$", re.MULTILINE)
 
 # Gateway address → the admin token its `ossa up` wrote (set once the platform is healthy).
 ADMIN_TOKENS: dict[str, str] = {}
@@ -135,6 +140,14 @@ class Platform:
         """A grpc.aio channel (default: to the gateway) sending `token` (default: the admin token)."""
         bearer = self.admin_token if token is None else token
         return grpc.aio.insecure_channel(target or self.gateway, interceptors=bearer_interceptors(bearer))
+
+    def pids(self) -> dict[str, int]:
+        """Each part's current PID (`postgres`, `redis`, `orchestrator[2]`, ...), from what `ossa up`
+        printed: its table once it is up, then a "<part> restarted (pid N) and ready" line per restart."""
+        text = self.output.read_text(errors="replace") if self.output.exists() else ""
+        found = {name: int(pid) for name, pid in TABLE_ROW.findall(text)}
+        found.update((name, int(pid)) for name, pid in RESTARTED.findall(text))
+        return found
 
     def log_tail(self, lines: int = 60) -> str:
         text = self.output.read_text(errors="replace") if self.output.exists() else ""

@@ -1,8 +1,8 @@
 """`ossa up` as a supervisor: parts killed with -9 come back by themselves, data and all, and a part
 that keeps crashing ends `ossa up` with exit code 1.
 
-Each test runs its own platform (it kills parts of it). PIDs come from what `ossa up` prints: the
-table once it is up, then one "<part> restarted (pid N) and ready" line per restart.
+Each test runs its own platform (it kills parts of it). PIDs come from what `ossa up` prints
+(Platform.pids).
 """
 
 from __future__ import annotations
@@ -25,17 +25,12 @@ from tests.e2e.platform import Platform, make_platform, request
 pytestmark = pytest.mark.e2e
 
 T = TypeVar("T")
-TABLE_ROW = re.compile(r"^  (\S+)\s+\S+\s+(\d+)\s+/", re.MULTILINE)
-RESTARTED = re.compile(r"^(\S+) restarted \(pid (\d+)\) and ready$", re.MULTILINE)
 RESTART = re.compile(r"^(\S+) \(pid \d+\) .*; restart \d+ in [\d.]+s ", re.MULTILINE)
 
 
 def pids(platform: Platform) -> dict[str, int]:
     """Each part's current PID, from the output of `ossa up`."""
-    text = platform.output.read_text(errors="replace")
-    found = {name: int(pid) for name, pid in TABLE_ROW.findall(text)}
-    found.update((name, int(pid)) for name, pid in RESTARTED.findall(text))
-    return found
+    return platform.pids()
 
 
 def eventually(platform: Platform, what: str, check: Callable[[], T | None], timeout: float = 60.0) -> T:

@@ -1,0 +1,83 @@
+"""The Redis mirror repairs itself after lost writes: keys of tasks and executions whose end never
+reached Redis (a failed write, Redis restarted without its last second) get their expiry back, so
+Redis does not grow forever; the keys of live work keep theirs (none)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from orchestrator_svc.mirror import ENDED_TTL_SECONDS, QueueMirror
+from ossa_runtime import keys
+from ossa_runtime.db import create_pool
+from ossa_runtime.redis import create_redis
+from ossa_runtime.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def stores(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool, aioredis.Redis]]:
+    pool = await create_pool(settings, service="test")
+    redis = create_redis(settings)
+    yield pool, redis
+    await redis.aclose()
+    await pool.close()
+
+
+async def _pending_task(pool: asyncpg.Pool) -> tuple[str, str]:
+    """A running execution with one pending task, straight in PostgreSQL; (execution id, task id)."""
+    workflow = await pool.fetchval(
+        "INSERT INTO workflows (name, version, definition, status) VALUES ($1, '1.0', '{}', 'published') RETURNING id",
+        f"mirror-{uuid.uuid4().hex[:8]}",
+    )
+    execution = await pool.fetchval(
+        "INSERT INTO executions (workflow_id, status) VALUES ($1, 'running') RETURNING id::text", workflow
+    )
+    task = await pool.fetchval(
+        "INSERT INTO tasks (execution_id, name, status) VALUES ($1, 's', 'pending') RETURNING id::text", execution
+    )
+    return execution, task
+
+
+async def test_keys_of_ended_work_whose_end_was_lost_expire(stores: tuple[asyncpg.Pool, aioredis.Redis]) -> None:
+    pool, redis = stores
+    live_execution, live_task = await _pending_task(pool)
+    gone_execution, gone_task = str(uuid.uuid4()), str(uuid.uuid4())  # ended: their rows say so, or are gone
+    for task in (live_task, gone_task):
+        await redis.hset(keys.task_data(task), "status", "pending")
+    for execution in (live_execution, gone_execution):
+        await redis.hset(keys.workflow_state(execution), "status", "running")
+        await redis.rpush(keys.workflow_steps(execution), "s")
+        await redis.hset(keys.workflow_variables(execution), "x", "1")
+    await redis.hset(f"{keys.NS}:task:not-a-uuid:data", "status", "pending")  # not ours: left alone
+
+    mirror = QueueMirror(redis, pool)
+    await mirror.check()  # a new process: a write may have been lost before it started
+
+    assert 0 < await redis.ttl(keys.task_data(gone_task)) <= ENDED_TTL_SECONDS
+    for key in (keys.workflow_state, keys.workflow_steps, keys.workflow_variables):
+        assert 0 < await redis.ttl(key(gone_execution)) <= ENDED_TTL_SECONDS
+        assert await redis.ttl(key(live_execution)) == -1
+    assert await redis.ttl(keys.task_data(live_task)) == -1
+    assert await redis.ttl(f"{keys.NS}:task:not-a-uuid:data") == -1
+    assert await redis.zrange(keys.TASKS_PRIORITY, 0, -1) == [live_task]  # the queue rebuilt too
+    assert not mirror.dirty
+
+
+async def test_a_failed_write_or_a_restarted_redis_marks_the_mirror_for_repair(
+    stores: tuple[asyncpg.Pool, aioredis.Redis],
+) -> None:
+    pool, redis = stores
+    mirror = QueueMirror(redis, pool)
+    await mirror.check()
+    assert not mirror.dirty
+    mirror._run_id = "an earlier server"  # what check() sees after Redis restarted
+    ended = str(uuid.uuid4())
+    await redis.hset(keys.task_data(ended), "status", "running")
+    await mirror.check()
+    assert 0 < await redis.ttl(keys.task_data(ended)) <= ENDED_TTL_SECONDS
