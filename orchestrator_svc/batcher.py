@@ -24,6 +24,7 @@ from typing import Generic, TypeVar
 
 import asyncpg
 
+from orchestrator_svc.drainer import Drainer
 from ossa_runtime import metrics
 from ossa_runtime.errors import Unavailable
 
@@ -54,9 +55,7 @@ class GroupCommit(Generic[T, R]):
         self._flush = flush
         self.max_items = max_items
         self._queue: deque[tuple[T, asyncio.Future[R]]] = deque()
-        self._ready = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self._flusher = Drainer(f"group-commit-{name}", self._next, lambda: bool(self._queue))
         self.batches = 0  # flushes so far (tests and the benchmark read these)
         self.items = 0
 
@@ -64,21 +63,15 @@ class GroupCommit(Generic[T, R]):
         """Queue `item`; the future resolves after the batch holding it committed (or failed)."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
-        self._ready.set()
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name=f"group-commit-{self.name}")
+        self._flusher.kick()
         return future
 
     async def submit(self, item: T) -> R:
         return await self.submit_nowait(item)
 
-    async def _run(self) -> None:
-        while not self._stopping or self._queue:
-            await self._ready.wait()
-            self._ready.clear()
-            while self._queue:
-                batch = [self._queue.popleft() for _ in range(min(self.max_items, len(self._queue)))]
-                await self._commit(batch)
+    async def _next(self) -> None:
+        batch = [self._queue.popleft() for _ in range(min(self.max_items, len(self._queue)))]
+        await self._commit(batch)
 
     async def _commit(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         items = [item for item, _ in batch]
@@ -108,10 +101,4 @@ class GroupCommit(Generic[T, R]):
 
     async def stop(self) -> None:
         """Commit what is queued, then end the flusher between batches, never in one (idempotent)."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self._stopping = True
-        self._ready.set()
-        await asyncio.gather(task, return_exceptions=True)
-        self._stopping = False
+        await self._flusher.stop()

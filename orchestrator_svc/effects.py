@@ -10,7 +10,6 @@ PostgreSQL has the truth: the mirror is rebuilt from it when it drifts (QueueMir
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import asyncpg
 
 from orchestrator_svc import mirror, telemetry, traces
 from orchestrator_svc.dispatch import Dispatcher, agent_wake_key
+from orchestrator_svc.drainer import Drainer
 from orchestrator_svc.events import EventHub
 from orchestrator_svc.outcome import Outcome
 from ossa_runtime import tracing
@@ -49,9 +49,7 @@ class Effects:
         # series (monitor_feed.py).
         self.observers: list[Callable[[Outcome], None]] = []
         self._later = _Later()
-        self._ready = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self._writer = Drainer("after-commit", self._drain, lambda: bool(self._later.size), LINGER_SECONDS)
         self.dropped = 0
 
     def apply(self, outcome: Outcome) -> None:
@@ -92,24 +90,15 @@ class Effects:
         if renewed is not None:
             later.renewed.append(renewed)
         later.size += 1
-        self._ready.set()
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="after-commit")
+        self._writer.kick()
 
-    async def _run(self) -> None:
-        while not self._stopping or self._later.size:
-            await self._ready.wait()
-            if not self._stopping:
-                await asyncio.sleep(LINGER_SECONDS)
-            self._ready.clear()
-            if not self._later.size:
-                continue
-            later, self._later = self._later, _Later()
-            try:
-                await self._write(later)
-            except Exception as err:  # never lose the loop: the mirror is repaired by check()
-                self.mirror.dirty = True
-                log.warning("after-commit writes failed", extra={"metadata": {"error": str(err)}})
+    async def _drain(self) -> None:
+        later, self._later = self._later, _Later()
+        try:
+            await self._write(later)
+        except Exception as err:  # never lose the loop: the mirror is repaired by check()
+            self.mirror.dirty = True
+            log.warning("after-commit writes failed", extra={"metadata": {"error": str(err)}})
 
     async def _write(self, later: _Later) -> None:
         requeued = [r.task_id for o in later.outcomes for r in o.released if r.will_retry]
@@ -133,13 +122,7 @@ class Effects:
 
     async def stop(self) -> None:
         """Write what is queued, then stop (idempotent)."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self._stopping = True
-        self._ready.set()
-        await asyncio.gather(task, return_exceptions=True)
-        self._stopping = False
+        await self._writer.stop()
 
 
 def _ready_keys(outcome: Outcome) -> set[str]:
