@@ -56,8 +56,6 @@ class GroupCommit(Generic[T, R]):
         self.max_items = max_items
         self._queue: deque[tuple[T, asyncio.Future[R]]] = deque()
         self._flusher = Drainer(f"group-commit-{name}", self._next, lambda: bool(self._queue))
-        self.batches = 0  # flushes so far (tests and the benchmark read these)
-        self.items = 0
 
     def submit_nowait(self, item: T) -> asyncio.Future[R]:
         """Queue `item`; the future resolves after the batch holding it committed (or failed)."""
@@ -88,8 +86,6 @@ class GroupCommit(Generic[T, R]):
             except Exception as err:  # the database is down, say: every caller gets the error
                 outcomes = [unavailable(err)] * len(items)
                 break
-        self.batches += 1
-        self.items += len(items)
         metrics.observe_batch(self.name, len(items))
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():

@@ -113,7 +113,6 @@ class Dispatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._stop = asyncio.Event()
-        self.rounds = 0  # claim rounds so far
 
     # Streams --------------------------------------------------------------------------------------
 
@@ -209,7 +208,6 @@ class Dispatcher:
             except Exception as err:  # the database is restarting, say: the tick tries again
                 log.warning("claim failed; will retry", extra={"metadata": {"error": str(err)}})
                 continue
-            self.rounds += 1
             metrics.observe_batch("claim", sum(len(rows) for rows in leased.values()))
             self._hand_out(leased)
             for agent in more:  # the pick was cut at its limit: there may be more for it

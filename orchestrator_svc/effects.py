@@ -50,7 +50,6 @@ class Effects:
         self.observers: list[Callable[[Outcome], None]] = []
         self._later = _Later()
         self._writer = Drainer("after-commit", self._drain, lambda: bool(self._later.size), LINGER_SECONDS)
-        self.dropped = 0
 
     def apply(self, outcome: Outcome) -> None:
         telemetry.record(outcome)
@@ -80,7 +79,10 @@ class Effects:
                renewed: tuple[str, str, float] | None = None) -> None:  # fmt: skip
         later = self._later
         if later.size >= MAX_PENDING:
-            self.dropped += 1
+            if not self.mirror.dirty:  # once per overflow: the mirror check rebuilds what was dropped
+                log.warning(
+                    "after-commit writes dropped: Redis is too far behind", extra={"metadata": {"queued": later.size}}
+                )
             self.mirror.dirty = True
             return
         if outcome is not None:
