@@ -25,7 +25,7 @@ Targets (spec): Vector Search p50/p95/p99 25/60/120 ms including the query's emb
 1,000 searches/s, 500 inserts/s. Load generator and store share this machine's cores.
 
 Measured 2026-11-26, EdgeStore, 100,000 synthetic + 8,343 other points x 1536 dims, 2 cores shared
-with other work (load average 4-10), int8-quantized HNSW (ossa_search.edge_store):
+with other work (load average 4-10), int8-quantized HNSW (ossa_search.stores.edge):
     bulk load 7,178 points/s; index build 275 s (niced child process)
     one-point inserts 2,395/s one at a time, 2,508/s with 16 in flight (target 500/s);
       with the text's embedding 10/s (the local model, ~25-90 ms per chunk on a busy machine)
@@ -58,10 +58,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.report import Result, machine_note, print_table
 from ossa_runtime.settings import Settings
-from ossa_search.edge_store import EdgeStore
-from ossa_search.embed import CachedEmbedder, Embedder, fit
-from ossa_search.local_embed import LocalEmbedder
-from ossa_search.store import Filter, Hit, Point, VectorStore, open_store
+from ossa_search.embedders.base import Embedder, fit
+from ossa_search.embedders.cache import CachedEmbedder
+from ossa_search.embedders.local import LocalEmbedder
+from ossa_search.stores.base import Filter, Hit, Point, VectorStore
+from ossa_search.stores.edge import EdgeStore
+from ossa_search.stores.factory import open_store
 
 COLLECTION, DIM, BATCH = "knowledge", 1536, 256
 VectorOf = Callable[[int], Awaitable[np.ndarray]]

@@ -1,5 +1,7 @@
-"""The operations console's static files (index.html, ES modules, one stylesheet).
+"""The operations console's static files: installed as ossa_console (the name `console` belongs to a PyPI package).
 
-Served at /console by Envoy itself (gateway_http/console_routes.py); the page uses only the public
-REST API on the same origin. No build step and no third-party code: edit the files and restart.
+The files are index.html, ES modules and one stylesheet. Only importable as `ossa_console`: the
+directory name is kept for people reading the repository. Served at /console by Envoy itself
+(gateway_http/envoy_config/console_routes.py); the page uses only the public REST API on the same
+origin. No build step and no third-party code: edit the files and restart.
 """

@@ -10,7 +10,7 @@
 --    201). A 204 loses content-type, content-length and then its body, so keep-alive works.
 --
 -- 2. `response_body`. Envoy's transcoder does not support google.api.http `response_body` for
---    non-HttpBody fields, so gateway_http/envoy_config.py strips it from the descriptor Envoy
+--    non-HttpBody fields, so gateway_http/envoy_config/render.py strips it from the descriptor Envoy
 --    loads and tags the method's route with metadata {response_body: "<field>"}; here the
 --    successful JSON reply `{"<field>": X, ...}` is replaced by X (a dotted path digs deeper).
 --

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import grpc
 
-from gateway_http import auth as auth_service
+from auth_svc import servicer as auth_service
 from gateway_http.health import Component, HealthReporter, service_components
 from ossa.gateway.v1 import gateway_pb2 as pb
 from ossa.gateway.v1 import gateway_pb2_grpc

@@ -3,6 +3,10 @@
 A malformed point fails its whole request (INVALID_ARGUMENT, `metrics[i].<field>`). A well-formed
 point whose timestamp is too far ahead or past the retention horizon is rejected on its own and
 reported in the reply, as are points of unregistered agents (checked later, against PostgreSQL).
+
+A point names its metric and value as `name`/`value` or, in the spec's words (the metrics table's
+columns, as QueryMetrics says `metric_name`), `metric_name`/`metric_value`: either form, or both
+when they agree.
 """
 
 from __future__ import annotations
@@ -81,30 +85,61 @@ def _text(value: str, field: str, maximum: int, problems: list[FieldViolation], 
         problems.append(FieldViolation(field, "must not contain control characters"))
 
 
+def _metric_name(point: pb.MetricPoint, field: str, problems: list[FieldViolation]) -> tuple[str | None, str]:
+    """The metric name from `name` or `metric_name` and the field it came from; None if they differ."""
+    if point.name and point.metric_name and point.name != point.metric_name:
+        problems.append(
+            FieldViolation(
+                f"{field}.metric_name",
+                f"must equal name when both are given, got {point.metric_name[:64]!r} and name {point.name[:64]!r}",
+            )
+        )
+        return None, f"{field}.metric_name"
+    if point.metric_name:
+        return point.metric_name, f"{field}.metric_name"
+    return point.name, f"{field}.name"
+
+
+def _metric_value(point: pb.MetricPoint, field: str, problems: list[FieldViolation]) -> tuple[float | None, str]:
+    """The value from `value` or `metric_value` and the field it came from; None if they differ.
+
+    `value` has no presence (proto3): 0 reads as not given, so only a non-zero `value` can disagree.
+    """
+    if not point.HasField("metric_value"):
+        return point.value, f"{field}.value"
+    given, other = point.metric_value, point.value
+    if other != 0 and other != given and not (math.isnan(other) and math.isnan(given)):
+        reason = f"must equal value when both are given, got {given} and value {other}"
+        problems.append(FieldViolation(f"{field}.metric_value", reason))
+        return None, f"{field}.metric_value"
+    return given, f"{field}.metric_value"
+
+
 def _check_point(
     point: pb.MetricPoint, field: str, problems: list[FieldViolation]
-) -> tuple[str | None, Decimal, int | None]:
+) -> tuple[str | None, str, Decimal, int | None]:
     agent_id = None
     if point.agent_id:
         try:
             agent_id = validate.parse_uuid(point.agent_id, f"{field}.agent_id")
         except InvalidArgument as err:
             problems.extend(err.violations)
-    if not point.name:
-        problems.append(FieldViolation(f"{field}.name", "is required"))
-    elif not NAME.match(point.name):
+    name, name_field = _metric_name(point, field, problems)
+    if name == "":
+        problems.append(FieldViolation(f"{field}.name", "is required (as name or metric_name)"))
+    elif name is not None and not NAME.match(name):
         problems.append(
             FieldViolation(
-                f"{field}.name",
-                f"must be 1-255 characters of A-Z a-z 0-9 _ . : / - starting with a letter or _, "
-                f"got {point.name[:64]!r}",
+                name_field,
+                f"must be 1-255 characters of A-Z a-z 0-9 _ . : / - starting with a letter or _, got {name[:64]!r}",
             )
         )
     value = Decimal(0)
-    if not math.isfinite(point.value):
-        problems.append(FieldViolation(f"{field}.value", f"must be a finite number, got {point.value}"))
-    else:
-        value = buckets.exact(point.value)
+    number, value_field = _metric_value(point, field, problems)
+    if number is not None and not math.isfinite(number):
+        problems.append(FieldViolation(value_field, f"must be a finite number, got {number}"))
+    elif number is not None:
+        value = buckets.exact(number)
     if len(point.labels) > MAX_LABELS:
         problems.append(FieldViolation(f"{field}.labels", f"must have at most {MAX_LABELS} entries"))
     elif sum(len(k) + len(v) for k, v in point.labels.items()) > LABELS_MAX:
@@ -118,7 +153,7 @@ def _check_point(
         micros = timestamp_micros(point.timestamp)
         if micros is None:
             problems.append(FieldViolation(f"{field}.timestamp", "is not a valid timestamp"))
-    return agent_id, value, micros
+    return agent_id, name or "", value, micros
 
 
 def parse_points(
@@ -138,7 +173,7 @@ def parse_points(
     for i, point in enumerate(points):
         field = f"metrics[{i}]"
         before = len(problems)
-        agent_id, value, micros = _check_point(point, field, problems)
+        agent_id, name, value, micros = _check_point(point, field, problems)
         if len(problems) > before:
             continue
         ts = now if micros is None else micros
@@ -148,7 +183,7 @@ def parse_points(
             rejected.append(Rejection(offset + i, f"{field}.timestamp", "is older than the retention horizon"))
         else:
             labels = dict(point.labels)
-            accepted.append(Point(offset + i, field, agent_id, point.name, value, labels, ts))
+            accepted.append(Point(offset + i, field, agent_id, name, value, labels, ts))
     if problems:
         shown = [FieldViolation(p.field, p.description + where) for p in problems[:MAX_REPORTED]]
         raise InvalidArgument(shown)

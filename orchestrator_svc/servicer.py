@@ -8,7 +8,7 @@ from typing import Any
 
 import grpc
 
-from orchestrator_svc import convert, requests
+from orchestrator_svc import convert, validation
 from orchestrator_svc.access import require_lease_holder
 from orchestrator_svc.batches import Batches, Completion, Failure, Report, Started, StartItem
 from orchestrator_svc.dispatch import Dispatcher
@@ -45,15 +45,15 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     # Workflows ---------------------------------------------------------------------------------
 
     async def CreateWorkflow(self, request: pb.CreateWorkflowRequest, context: Context) -> pb.CreateWorkflowResponse:
-        new = requests.parse_new_workflow(request)
+        new = validation.parse_new_workflow(request)
         row = await self.workflows.create(new.name, new.version, new.description, new.definition)
         await set_http_status(context, CREATED)
         return pb.CreateWorkflowResponse(workflow=convert.workflow(row))
 
     async def ListWorkflows(self, request: pb.ListWorkflowsRequest, context: Context) -> pb.ListWorkflowsResponse:
-        status = requests.parse_status(request.status, requests.WORKFLOW_STATUS)
-        limit, offset = requests.parse_page(request)
-        rows = await self.workflows.query(status, requests.parse_name_filter(request.name), limit, offset)
+        status = validation.parse_status(request.status, validation.WORKFLOW_STATUS)
+        limit, offset = validation.parse_page(request)
+        rows = await self.workflows.query(status, validation.parse_name_filter(request.name), limit, offset)
         return pb.ListWorkflowsResponse(workflows=[convert.workflow(r) for r in rows])
 
     async def GetWorkflow(self, request: pb.GetWorkflowRequest, context: Context) -> pb.GetWorkflowResponse:
@@ -72,7 +72,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
 
     # Executions --------------------------------------------------------------------------------
 
-    async def _start_item(self, start: requests.StartRequest) -> StartItem:
+    async def _start_item(self, start: validation.StartRequest) -> StartItem:
         workflow = await self.workflows.runnable(start.workflow_id, start.name, start.version)
         if workflow["status"] != "published":
             raise FailedPrecondition(f"workflow {workflow['id']} is {workflow['status']}: only published workflows run")
@@ -81,7 +81,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
                          tracing.current_ids())  # fmt: skip
 
     async def StartExecution(self, request: pb.StartExecutionRequest, context: Context) -> pb.StartExecutionResponse:
-        item = await self._start_item(requests.parse_start(request))
+        item = await self._start_item(validation.parse_start(request))
         started = await self.batches.starts.submit(item)
         if started.created:
             log.info("execution started", extra={"metadata": {"execution_id": started.execution["id"]}})
@@ -95,7 +95,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         items = []
         for i, one in enumerate(request.executions):
             try:
-                items.append(await self._start_item(requests.parse_start(one)))
+                items.append(await self._start_item(validation.parse_start(one)))
             except InvalidArgument as err:
                 raise InvalidArgument([FieldViolation(f"executions[{i}].{v.field}", v.description)
                                        for v in err.violations]) from None  # fmt: skip
@@ -112,8 +112,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
 
     async def ListExecutions(self, request: pb.ListExecutionsRequest, context: Context) -> pb.ListExecutionsResponse:
         workflow_id = validate.parse_uuid(request.workflow_id, "workflow_id") if request.workflow_id else None
-        status = requests.parse_status(request.status, requests.EXECUTION_STATUS)
-        limit, offset = requests.parse_page(request)
+        status = validation.parse_status(request.status, validation.EXECUTION_STATUS)
+        limit, offset = validation.parse_page(request)
         rows = await self.engine.query(workflow_id, status, limit, offset)
         return pb.ListExecutionsResponse(executions=[convert.execution(r) for r in rows])
 
@@ -164,7 +164,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
             yield response
 
     async def RenewLease(self, request: pb.RenewLeaseRequest, context: Context) -> pb.RenewLeaseResponse:
-        task_id, token = requests.parse_token(request)
+        task_id, token = validation.parse_token(request)
         await require_lease_holder(self.engine.pool, task_id, token)
         expires, _ = await self.batches.renewals.submit(Report(task_id, token))
         reply = pb.RenewLeaseResponse()
@@ -172,15 +172,15 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         return reply
 
     async def CompleteTask(self, request: pb.CompleteTaskRequest, context: Context) -> pb.CompleteTaskResponse:
-        task_id, token = requests.parse_token(request)
+        task_id, token = validation.parse_token(request)
         await require_lease_holder(self.engine.pool, task_id, token)
-        done = await self.batches.completions.submit(Completion(task_id, token, requests.parse_output(request)))
+        done = await self.batches.completions.submit(Completion(task_id, token, validation.parse_output(request)))
         return pb.CompleteTaskResponse(execution_status=done.execution_status)  # type: ignore[arg-type]
 
     async def FailTask(self, request: pb.FailTaskRequest, context: Context) -> pb.FailTaskResponse:
-        task_id, token = requests.parse_token(request)
+        task_id, token = validation.parse_token(request)
         await require_lease_holder(self.engine.pool, task_id, token)
-        failure = Failure(task_id, token, requests.parse_error(request), request.retryable)
+        failure = Failure(task_id, token, validation.parse_error(request), request.retryable)
         return pb.FailTaskResponse(will_retry=await self.batches.failures.submit(failure))
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import grpc
 
-from orchestrator_svc import convert, requests
+from orchestrator_svc import convert, validation
 from orchestrator_svc.batches import Batches, Completed, Completion, Failure, Report
 from orchestrator_svc.dispatch import Dispatcher
 from orchestrator_svc.events import EventHub
@@ -110,11 +110,11 @@ class WorkSession:
         agent = self.worker.agent_id if self.worker.scoped else None
         batches = self.batches
         for c in request.completions:
-            output = partial(requests.parse_output, c)
+            output = partial(validation.parse_output, c)
             complete = partial(_complete, batches, output, agent)
             self._report(pb.RECEIPT_KIND_COMPLETION, c, _completed, complete)
         for f in request.failures:
-            fail = partial(_fail, batches, requests.parse_error(f), f.retryable, agent)
+            fail = partial(_fail, batches, validation.parse_error(f), f.retryable, agent)
             self._report(pb.RECEIPT_KIND_FAILURE, f, _failed, fail)
         for r in request.renewals:
             self._report(pb.RECEIPT_KIND_RENEWAL, r, _renewed, partial(_renew, batches, agent))
@@ -123,7 +123,7 @@ class WorkSession:
                 submit: Callable[[str, int], asyncio.Future[Any]]) -> None:  # fmt: skip
         """Submit one report; a malformed one gets its INVALID_ARGUMENT receipt at once."""
         try:
-            task_id, token = requests.parse_token(request)
+            task_id, token = validation.parse_token(request)
             future = submit(task_id, token)
         except DomainError as err:
             receipt = pb.Receipt(task_id=request.task_id, fencing_token=request.fencing_token, kind=kind)  # type: ignore[arg-type]

@@ -17,13 +17,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from ossa_cli import argtypes
+from ossa_cli.errors import error
 from ossa_runtime import tracing
 from ossa_runtime.settings import Settings, SettingsError
 from ossa_sdk import Agent, HandlerError, RegistrationError, resolve_handler
 from ossa_sdk.agent import AGENT_TYPES
 from ossa_sdk.handlers import BUILTIN_HANDLERS
 
-PROG = "ossa"
 # Addresses Envoy binds that a client cannot connect to.
 WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
 # A client certificate for a gateway that requires one (OSSA_TLS_CLIENT_AUTH).
@@ -117,11 +117,6 @@ def tls_options(args: argparse.Namespace, settings: Settings, env: Mapping[str, 
     return {"tls": on, "tls_ca_file": ca, "tls_cert_file": cert, "tls_key_file": key}
 
 
-def _error(message: str) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return 2
-
-
 def cmd_agent_serve(args: argparse.Namespace) -> int:
     if os.getcwd() not in sys.path:  # `--handler mymodule:fn` finds mymodule.py here, like `python -m`
         sys.path.insert(0, os.getcwd())
@@ -142,7 +137,7 @@ def cmd_agent_serve(args: argparse.Namespace) -> int:
             **tls_options(args, settings),
         )
     except (HandlerError, SettingsError, ValueError) as err:
-        return _error(str(err))
+        return error(str(err), 2)
     logging.basicConfig(
         level=(args.log_level or settings.log_level).upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -153,7 +148,7 @@ def cmd_agent_serve(args: argparse.Namespace) -> int:
     try:
         agent.run()
     except RegistrationError as err:
-        return _error(str(err))
+        return error(str(err), 2)
     finally:
         tracing.shutdown()
     return 0

@@ -3,7 +3,7 @@
 One gateway process per DestinationRule subset of `ossa-gateway` (the first on the usual ports,
 the others on free ones), each reporting its subset's `version` label (GetHealth `version` is
 `<package version>+<label>`, e.g. `0.1.9+green`), and Envoy's routes rewritten from the
-VirtualService by gateway_http/envoy_canary.py: `canary: true` → v2, otherwise 90/10.
+VirtualService by gateway_http/envoy_config/canary.py: `canary: true` → v2, otherwise 90/10.
 """
 
 from __future__ import annotations
@@ -13,13 +13,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway_http.envoy_canary import CanaryError, TrafficPolicy, apply_canary, load_policy, read_config, write_config
-from gateway_http.envoy_config import CONFIG_NAME
+from gateway_http.envoy_config.canary import (
+    CanaryError,
+    TrafficPolicy,
+    apply_canary,
+    load_policy,
+    read_config,
+    write_config,
+)
+from gateway_http.envoy_config.render import CONFIG_NAME
+from ossa_cli.children import Component
 from ossa_cli.embedded import command_prefix
 from ossa_cli.plan import Plan
 from ossa_cli.ports import PortClaim, free_ports
 from ossa_cli.probes import all_of, connect_host, grpc_health, http_ok
-from ossa_cli.supervisor import Component
 from ossa_runtime.settings import PREFIX
 from ossa_runtime.topology import GATEWAY
 

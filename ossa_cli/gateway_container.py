@@ -13,8 +13,9 @@ import asyncio
 import signal
 import sys
 
-from gateway_http.envoy_canary import read_config, retarget_upstreams, write_config
-from gateway_http.envoy_config import find_envoy, render_envoy_config
+from gateway_http.envoy_config.binary import find_envoy
+from gateway_http.envoy_config.canary import read_config, retarget_upstreams, write_config
+from gateway_http.envoy_config.render import render_envoy_config
 from ossa_runtime.settings import Settings, SettingsError
 
 

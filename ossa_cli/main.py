@@ -1,273 +1,40 @@
-"""The `ossa` command. Subcommands register themselves in `build_parser`; each returns an exit code.
+"""The `ossa` command: the argument parser and the dispatch to one module per command.
 
-    ossa up [--data-dir DIR] [--registry-workers N] [--gateway-port PORT] ...
+    ossa up | agent serve | token create|revoke | reindex | backup | restore | healthcheck ...
 
-`ossa up` restarts a child that exits by itself, with backoff (ossa_cli/restart.py, the
-OSSA_RESTART_* settings), and gives up only when one child keeps crashing.
-
-Exit codes: 0 success / clean stop, 1 the platform failed (start-up, or a child crashed too often),
-2 bad settings or a busy port (nothing was started).
+Each command module adds its subcommand(s) to the parser and sets `command`, a function of the
+parsed arguments that returns the exit code. A command may raise `ossa_cli.errors.UsageError`
+(printed as `ossa: error: ...`, exit code 2); Ctrl-C exits with 130.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import fields
-from pathlib import Path
-from typing import IO, Any
+from collections.abc import Callable, Sequence
 
-from ossa_cli import argtypes, credentials
 from ossa_cli.agent import add_agent_commands
-from ossa_cli.backup import add_backup_commands
-from ossa_cli.plan import HEALTH_PATH, Plan, build_plan
-from ossa_cli.ports import PortError, check_ports, free_ports
+from ossa_cli.backup.command import add_backup_commands
+from ossa_cli.errors import PROG, UsageError, error
+from ossa_cli.healthcheck import add_healthcheck_command
 from ossa_cli.reindex import add_reindex_command
-from ossa_cli.restart import RestartPolicy
-from ossa_cli.supervisor import Supervisor
 from ossa_cli.token import add_token_commands
-from ossa_runtime import tls
-from ossa_runtime.redact import redact_url
-from ossa_runtime.settings import PREFIX, Settings, SettingsError
+from ossa_cli.up import add_up_command
 
-PROG = "ossa"
 Command = Callable[[argparse.Namespace], int]
-
-
-class UsageError(Exception):
-    """A one-line error for the user; exit code 2."""
-
-
-def port_fields() -> list[str]:
-    return [f.name for f in fields(Settings) if f.name.endswith("_port")]
-
-
-def _add_up(sub: Any) -> None:
-    defaults = Settings()
-    up = sub.add_parser(
-        "up",
-        help="run the whole platform in the foreground (embedded PostgreSQL and Redis unless configured)",
-        description="Start PostgreSQL, Redis, the services and the Envoy gateway, restart any that crashes "
-        "(OSSA_RESTART_* settings), and stop them all on Ctrl-C.",
-    )
-    up.add_argument(
-        "--data-dir",
-        type=Path,
-        help=f"where data, logs and generated config live (default: ${PREFIX}DATA_DIR or {defaults.data_dir})",
-    )
-    up.add_argument(
-        "--registry-workers",
-        type=argtypes.positive,
-        metavar="N",
-        help=f"registry processes sharing its port (default: ${PREFIX}REGISTRY_WORKERS or 1)",
-    )
-    up.add_argument(
-        "--orchestrators",
-        type=argtypes.positive,
-        metavar="N",
-        dest="orchestrator_workers",
-        help=f"orchestrator processes sharing its port (default: ${PREFIX}ORCHESTRATOR_WORKERS or one per core)",
-    )
-    up.add_argument(
-        "--startup-timeout",
-        type=float,
-        default=60.0,
-        metavar="SECONDS",
-        help="give up starting (or waiting for a restarted part) after this long",
-    )
-    up.add_argument(
-        "--canary",
-        action="store_true",
-        help="run the gateway's Istio canary locally: one gateway per subset, Envoy routes from istio/",
-    )
-    up.add_argument("--istio-dir", type=Path, metavar="DIR", help="where the Istio resources are (default: istio/)")
-    ports = up.add_argument_group("ports", "0 picks a free port; each also reads OSSA_<NAME>_PORT")
-    for name in port_fields():
-        ports.add_argument(
-            "--" + name.replace("_", "-"),
-            type=argtypes.port,
-            metavar="PORT",
-            dest=name,
-            help=f"default: {getattr(defaults, name)}",
-        )
-    up.set_defaults(command=cmd_up)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="OSSA Platform command line.")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    _add_up(sub)
+    add_up_command(sub)
     add_agent_commands(sub)
     add_token_commands(sub)
     add_reindex_command(sub)
     add_backup_commands(sub)
+    add_healthcheck_command(sub)
     return parser
-
-
-# Settings --------------------------------------------------------------------------------------
-
-
-def settings_from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Settings:
-    """Settings from OSSA_* variables, then the command-line flags that were given."""
-    overrides: dict[str, Any] = {}
-    if getattr(args, "data_dir", None) is not None:
-        overrides["data_dir"] = Path(args.data_dir).expanduser()
-    for workers in ("registry_workers", "orchestrator_workers"):
-        if getattr(args, workers, None) is not None:
-            overrides[workers] = getattr(args, workers)
-    for name in port_fields():
-        value = getattr(args, name, None)
-        if value is not None:
-            overrides[name] = value
-    return Settings.from_env(env, **overrides)
-
-
-def with_free_ports(settings: Settings) -> Settings:
-    """Replace every port set to 0 by a port that is free now."""
-    zero = [name for name in port_fields() if getattr(settings, name) == 0]
-    if not zero:
-        return settings
-    return settings.replace(**dict(zip(zero, free_ports("127.0.0.1", len(zero)), strict=True)))
-
-
-# ossa up ---------------------------------------------------------------------------------------
-
-
-class DataDirLock:
-    """An exclusive lock on the data directory for the life of `ossa up` (one platform per directory)."""
-
-    NAME = "ossa-up.lock"
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self._file: IO[str] | None = None
-
-    def acquire(self) -> None:
-        import fcntl
-
-        f = (self.data_dir / self.NAME).open("a+")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.seek(0)
-            holder = f.read().strip() or "?"
-            f.close()
-            raise UsageError(f"another `ossa up` (pid {holder}) is already using {self.data_dir}") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"{os.getpid()}\n")
-        f.flush()
-        self._file = f
-
-    @property
-    def held(self) -> bool:
-        return self._file is not None
-
-    def release(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-
-def prepare_up(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> tuple[Plan, DataDirLock]:
-    """Everything `ossa up` checks before starting anything; raises UsageError.
-
-    Returns the plan and the data directory's lock, held until released.
-    """
-    try:
-        settings = with_free_ports(settings_from_args(args, env))
-        tls.check_files(settings)
-    except SettingsError as err:
-        raise UsageError(str(err)) from None
-    plan = build_plan(settings)
-    lock = DataDirLock(settings.data_dir)
-    try:
-        if settings.data_dir.is_dir():  # a running platform here explains busy ports better
-            lock.acquire()
-        check_ports(plan.claims)
-        plan.logs_dir.mkdir(parents=True, exist_ok=True)
-        if not lock.held:
-            lock.acquire()
-    except PortError as err:
-        lock.release()
-        raise UsageError(str(err)) from None
-    except OSError as err:
-        lock.release()
-        raise UsageError(f"cannot use data directory {settings.data_dir}: {err.strerror or err}") from None
-    except BaseException:
-        lock.release()
-        raise
-    try:  # under the lock: two `ossa up`s never race for the secret
-        plan.settings = credentials.jwt_secret(plan.settings)
-        credentials.write_admin_token(plan.settings)
-    except SettingsError as err:
-        lock.release()
-        raise UsageError(str(err)) from None
-    return plan, lock
-
-
-def cmd_up(args: argparse.Namespace) -> int:
-    plan, lock = prepare_up(args)
-    try:
-        if getattr(args, "canary", False):
-            _add_canary(plan, args.istio_dir)
-        print(f"starting the OSSA platform (data directory: {plan.settings.data_dir})", file=sys.stderr, flush=True)
-        policy = RestartPolicy.from_settings(plan.settings)
-        supervisor = Supervisor(plan.stages, startup_timeout=args.startup_timeout, policy=policy)
-        return asyncio.run(supervisor.run(lambda sup: print(summary(plan, sup), flush=True)))
-    finally:
-        lock.release()
-
-
-def _add_canary(plan: Plan, istio_dir: Path | None) -> None:
-    from gateway_http.envoy_canary import CanaryError
-    from ossa_cli.canary import add_canary
-
-    try:
-        add_canary(plan, istio_dir)
-    except CanaryError as err:
-        raise UsageError(f"--canary: {err}") from None
-
-
-def summary(plan: Plan, supervisor: Supervisor) -> str:
-    rows = [("COMPONENT", "ADDRESS", "PID", "LOG")]
-    rows += [(c.name, c.component.address, str(c.pid), str(c.component.log_path)) for c in supervisor.running]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    table = "\n".join(
-        "  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3] for row in rows
-    )
-    base = plan.gateway_url
-    token_path = credentials.admin_token_path(plan.settings)
-    bearer = f' -H "Authorization: Bearer $(cat {token_path})"' if token_path else ""
-    lines = [
-        "",
-        "OSSA platform is up.",
-        "",
-        table,
-        "",
-        f"  data directory  {plan.settings.data_dir}",
-        f"  Envoy admin     http://127.0.0.1:{plan.settings.envoy_admin_port}",
-        f"  PostgreSQL      {redact_url(plan.database_url())}"
-        + ("" if plan.postgres is None else f"  (password in {plan.postgres.password_path})"),
-        f"  Redis           {redact_url(plan.redis_url())}",
-        f"  admin token     {token_path or 'none (authentication is off)'}",
-        "",
-        "Try:",
-        f"  curl -s {base}{HEALTH_PATH}",
-        f"  curl -s {base}/api/v1/agents{bearer}",
-        f"  curl -s -X POST {base}/api/v1/agents{bearer} -H 'content-type: application/json' \\",
-        """      -d '{"name": "worker-1", "type": "worker", "version": "1.0.0", "capabilities": ["summarize"]}'""",
-        f"  curl -s {base}/api/v1/openapi.json",
-        "",
-        "Press Ctrl-C to stop.",
-    ]
-    return "\n".join(lines)
-
-
-# Entry point -----------------------------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -277,8 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command(args)
     except UsageError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
+        return error(str(err), 2)
     except KeyboardInterrupt:
         return 130
 

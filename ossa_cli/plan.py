@@ -14,12 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway_http.envoy_config import find_envoy, render_envoy_config
+from gateway_http.envoy_config.binary import find_envoy
+from gateway_http.envoy_config.render import render_envoy_config
+from ossa_cli.children import Component
 from ossa_cli.embedded import command_prefix
 from ossa_cli.ports import PortClaim
 from ossa_cli.postgres import EmbeddedPostgres
 from ossa_cli.probes import all_of, connect_host, grpc_health, http_ok, readiness_tls
-from ossa_cli.supervisor import Component
 from ossa_cli.valkey import EmbeddedValkey
 from ossa_runtime import tls
 from ossa_runtime.metrics import MULTIPROC_ENV

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,13 @@ import grpc
 
 from ossa.search.v1 import search_pb2, search_pb2_grpc
 from ossa_cli.agent import default_gateway
-from ossa_cli.token import TokenError, admin_token
+from ossa_cli.errors import TokenError, error
+from ossa_cli.token import admin_token
 from ossa_runtime import tls
 from ossa_runtime.auth.client import bearer_metadata
 from ossa_runtime.settings import PREFIX, Settings, SettingsError
 
-PROG = "ossa"
-REINDEX_TIMEOUT_SECONDS = 600.0  # the gateway's route allows as much (gateway_http.envoy_config.SLOW_METHODS)
+REINDEX_TIMEOUT_SECONDS = 600.0  # the gateway's route allows as much (gateway_http.envoy_config.render.SLOW_METHODS)
 
 
 def add_reindex_command(sub: Any) -> None:
@@ -79,25 +78,20 @@ def cmd_reindex(args: argparse.Namespace) -> int:
         bearer = admin_token(args, settings)
         target = args.gateway or default_gateway()
     except SettingsError as err:
-        return _error(str(err), 2)
+        return error(str(err), 2)
     except TokenError as err:
-        return _error(str(err), err.code)
+        return error(str(err), err.code)
     ca_file = args.tls_ca or settings.tls_ca_file or None
     use_tls = bool(ca_file or settings.tls_cert_file)
     try:
         reply = asyncio.run(reindex(target, bearer, use_tls=use_tls, ca_file=ca_file))
     except grpc.aio.AioRpcError as err:
         code = err.code().name if err.code() is not None else "UNKNOWN"
-        return _error(f"{target} refused to reindex: {code}: {err.details()}", 1)
+        return error(f"{target} refused to reindex: {code}: {err.details()}", 1)
     except ValueError as err:  # an unreadable --tls-ca
-        return _error(str(err), 2)
+        return error(str(err), 2)
     print(
         f"reindexed {reply.agents} agents, {reply.workflows} workflows, {reply.knowledge_chunks} knowledge chunks",
         flush=True,
     )
     return 0
-
-
-def _error(message: str, code: int) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return code

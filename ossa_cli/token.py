@@ -32,24 +32,16 @@ import jwt
 from ossa.auth.v1 import auth_pb2, auth_pb2_grpc
 from ossa_cli import argtypes, credentials
 from ossa_cli.agent import default_gateway
+from ossa_cli.errors import TokenError, error
 from ossa_runtime import tls
 from ossa_runtime.auth.client import bearer_metadata
 from ossa_runtime.auth.permissions import PERMISSIONS, ROLES
 from ossa_runtime.auth.tokens import TOKEN_TYPES, mint_token
 from ossa_runtime.settings import PREFIX, Settings, SettingsError
 
-PROG = "ossa"
 TOKEN_ENV = "OSSA_TOKEN"
 DEFAULT_TTL = "1h"
 REVOKE_TIMEOUT_SECONDS = 15.0
-
-
-class TokenError(Exception):
-    """A one-line error for the user; `code` is the exit code."""
-
-    def __init__(self, message: str, code: int = 2) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def add_token_commands(sub: Any) -> None:
@@ -156,9 +148,9 @@ def cmd_token_create(args: argparse.Namespace) -> int:
             settings, sub=args.sub, role=args.role, scopes=args.scopes, type=args.type, ttl_seconds=args.ttl
         )
     except (SettingsError, ValueError) as err:
-        return _error(str(err), 2)
+        return error(str(err), 2)
     except TokenError as err:
-        return _error(str(err), err.code)
+        return error(str(err), err.code)
     print(
         f"{claims.type} token for {claims.sub!r} ({', '.join(claims.scope)}), jti {claims.jti}, "
         f"expires {_when(claims.exp)}",
@@ -221,22 +213,17 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
         bearer = admin_token(args, settings)
         target = args.gateway or default_gateway()
     except (SettingsError, ValueError) as err:
-        return _error(str(err), 2)
+        return error(str(err), 2)
     except TokenError as err:
-        return _error(str(err), err.code)
+        return error(str(err), err.code)
     try:
         ca_file = args.tls_ca or settings.tls_ca_file or None
         use_tls = bool(ca_file or settings.tls_cert_file)  # the gateway serves TLS when this shell configures it
         asyncio.run(revoke(target, bearer, jti, expires_at, use_tls=use_tls, ca_file=ca_file))
     except grpc.aio.AioRpcError as err:
         code = err.code().name if err.code() is not None else "UNKNOWN"
-        return _error(f"{target} refused to revoke {jti}: {code}: {err.details()}", 1)
+        return error(f"{target} refused to revoke {jti}: {code}: {err.details()}", 1)
     except ValueError as err:  # an unreadable --tls-ca
-        return _error(str(err), 2)
+        return error(str(err), 2)
     print(f"revoked token {jti}", flush=True)
     return 0
-
-
-def _error(message: str, code: int) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return code

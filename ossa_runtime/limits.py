@@ -2,7 +2,7 @@
 
 Each is enforced where it is cheapest to refuse, and every refusal names what is too big:
 
-- Envoy (gateway_http/envoy_config.py renders them): a REST request body of at most
+- Envoy (gateway_http/envoy_config/render.py renders them): a REST request body of at most
   HTTP_MAX_BODY_BYTES (413) and request headers, the URL included, of at most HTTP_MAX_HEADERS_KB
   (431). gRPC requests pass through Envoy unbuffered: each service checks their size itself.
 - Every grpc.aio server (ossa_runtime/server.py): messages of at most GRPC_MAX_MESSAGE_BYTES
@@ -18,7 +18,7 @@ Each is enforced where it is cheapest to refuse, and every refusal names what is
   so that an error about a huge request stays small enough for HTTP/2 trailers.
 
 Per-field limits (name lengths, steps per workflow, points per batch, ...) live with the
-validation of each service and are listed in the README's "Limits" section.
+validation of each service and are listed in docs/api.md ("Limits").
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def set_times(message: Any, row: Any, *names: str) -> None:
             getattr(message, name).CopyFrom(timestamp(row[name]))
 
 
-def agent_message(row: Any) -> registry_pb2.Agent:
+def agent_from_row(row: Any) -> registry_pb2.Agent:
     agent = registry_pb2.Agent(
         id=row["id"],
         name=row["name"],

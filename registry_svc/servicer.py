@@ -15,9 +15,9 @@ from ossa_runtime import logging as ossa_logging
 from ossa_runtime.auth.principal import can_act_as_agent, current_principal, require_agent
 from ossa_runtime.errors import NotFound
 from ossa_runtime.http import CREATED, NO_CONTENT, set_http_status
+from ossa_runtime.messages import agent_from_row, timestamp
 from ossa_runtime.settings import Settings
 from registry_svc import validation
-from registry_svc.convert import agent_from_row, timestamp
 from registry_svc.heartbeats import HeartbeatWriter
 from registry_svc.presence import Presence
 from registry_svc.store import AgentStore, row_to_dict

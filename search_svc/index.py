@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ossa_search.embed import Embedder, fit
-from ossa_search.store import COLLECTIONS, Filter, Hit, Point, VectorStore
+from ossa_search.embedders.base import Embedder, fit
+from ossa_search.stores.base import COLLECTIONS, Filter, Hit, Point, VectorStore
 from search_svc.documents import Document
 
 EMBED_BATCH = 64  # texts per embedding call (each call runs in the embedder's own thread)

@@ -19,8 +19,10 @@ from ossa_runtime.ratelimit import RateLimitInterceptor
 from ossa_runtime.redis import create_redis
 from ossa_runtime.server import ServiceHost, run_main
 from ossa_runtime.settings import Settings
-from ossa_search.embed import Embedder, load_embedder
-from ossa_search.store import VectorStore, open_store
+from ossa_search.embedders.base import Embedder
+from ossa_search.embedders.factory import load_embedder
+from ossa_search.stores.base import VectorStore
+from ossa_search.stores.factory import open_store
 from search_svc.index import VectorIndex
 from search_svc.indexer import Indexer
 from search_svc.knowledge import KnowledgeStore

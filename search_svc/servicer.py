@@ -21,11 +21,10 @@ from ossa.search.v1 import search_pb2 as pb
 from ossa.search.v1 import search_pb2_grpc
 from ossa_runtime.errors import FailedPrecondition
 from ossa_runtime.http import CREATED, NO_CONTENT, set_http_status
-from ossa_runtime.messages import agent_message as agent_from_row
-from ossa_runtime.messages import timestamp
+from ossa_runtime.messages import agent_from_row, timestamp
 from ossa_runtime.messages import workflow_message as workflow_from_row
 from ossa_search.chunk import chunk
-from ossa_search.store import Filter, Hit, MatchValue
+from ossa_search.stores.base import Filter, Hit, MatchValue
 from search_svc import validation
 from search_svc.documents import AGENTS, KNOWLEDGE, WORKFLOWS
 from search_svc.index import VectorIndex

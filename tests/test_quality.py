@@ -32,6 +32,7 @@ def test_generated_code_matches_protos() -> None:
             "ossa_runtime",
             "registry_svc",
             "gateway_http",
+            "auth_svc",
             "ossa_cli",
             "ossa_sdk",
             "orchestrator_svc",

@@ -90,7 +90,7 @@ RPC_PERMISSIONS: Final[dict[str, str]] = {
     _SEARCH + "DeleteKnowledge": WORKFLOW_WRITE,
     _SEARCH + "Reindex": ADMIN_ALL,
     _SEARCH + "Snapshot": ADMIN_ALL,
-    # Sessions and API keys (gateway_http.auth): login trades an API key for a token, so needs none
+    # Sessions and API keys (auth_svc.servicer): login trades an API key for a token, so needs none
     _AUTH + "Login": PUBLIC,
     _AUTH + "Logout": AUTHENTICATED,  # ends the caller's own session (another user's: admin only)
     _AUTH + "CreateApiKey": ADMIN_ALL,

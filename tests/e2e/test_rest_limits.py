@@ -1,7 +1,7 @@
 """Bad input at the edges over REST, through Envoy on a real `ossa up`: each is a 4xx naming what
 is wrong, nothing is stored, and every service still answers (gRPC: test_grpc_limits.py).
 
-The limits are in ossa_runtime/limits.py and the README's "Limits" section."""
+The limits are in ossa_runtime/limits.py and docs/api.md ("Limits")."""
 
 from __future__ import annotations
 

@@ -79,6 +79,33 @@ def test_ingest_is_202_and_query_returns_buckets(platform: Platform) -> None:
     assert (status, found) == (200, [])
 
 
+def test_points_named_the_specs_way_are_stored_and_read_back(platform: Platform) -> None:
+    """metric_name / metric_value (the spec's metrics table columns) work like name / value."""
+    agent = register(platform)
+    name = f"e2e.spec.{secrets.token_hex(4)}"
+    start = minutes_ago(10)
+    points = [
+        {"metric_name": name, "metric_value": 1.5, "agent_id": agent["id"], "timestamp": rfc3339(start)},
+        {"metric_name": name, "metric_value": 0, "timestamp": rfc3339(start + timedelta(seconds=10))},
+        {"metric_name": name, "name": name, "metric_value": 4.5, "value": 4.5, "timestamp": rfc3339(start)},
+    ]
+    status, _, body = request(platform.gateway, "POST", "/api/v1/metrics", {"metrics": points})
+    assert status == 202 and body == {"accepted": 3, "rejected": 0, "rejections": []}, body
+    span = {"metric_name": name, "from": rfc3339(start), "to": rfc3339(start + timedelta(minutes=5))}
+    wait_for(platform, 3, window="5m", **span)
+    status, _, found = get(platform, window="5m", agg="sum", **span)
+    assert status == 200 and [(b["value"], b["count"]) for b in found] == [(6.0, "3")], found
+    status, _, found = get(platform, window="5m", agg="max", agent_id=agent["id"], **span)
+    assert status == 200 and [(b["value"], b["count"]) for b in found] == [(1.5, "1")], found
+
+    for point, needle in [
+        ({"metric_name": name, "name": "e2e.other", "value": 1}, "metrics[0].metric_name"),
+        ({"name": name, "value": 1, "metric_value": 2}, "metrics[0].metric_value"),
+    ]:
+        status, headers, body = request(platform.gateway, "POST", "/api/v1/metrics", {"metrics": [point]})
+        assert_error(status, headers, body, 400, needle)
+
+
 def test_unknown_agents_and_stale_points_are_reported(platform: Platform) -> None:
     ghost = str(uuid.uuid4())
     points = [

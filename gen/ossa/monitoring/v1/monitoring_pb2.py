@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#ossa/monitoring/v1/monitoring.proto\x12\x12ossa.monitoring.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd7\x01\n\x0bMetricPoint\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x01\x12;\n\x06labels\x18\x04 \x03(\x0b\x32+.ossa.monitoring.v1.MetricPoint.LabelsEntry\x12-\n\ttimestamp\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\">\n\x0ePointRejection\x12\r\n\x05index\x18\x01 \x01(\x05\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"F\n\x12PushMetricsRequest\x12\x30\n\x07metrics\x18\x01 \x03(\x0b\x32\x1f.ossa.monitoring.v1.MetricPoint\"q\n\x13PushMetricsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12\x10\n\x08rejected\x18\x02 \x01(\x03\x12\x36\n\nrejections\x18\x03 \x03(\x0b\x32\".ossa.monitoring.v1.PointRejection\"H\n\x14IngestMetricsRequest\x12\x30\n\x07metrics\x18\x01 \x03(\x0b\x32\x1f.ossa.monitoring.v1.MetricPoint\"s\n\x15IngestMetricsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12\x10\n\x08rejected\x18\x02 \x01(\x05\x12\x36\n\nrejections\x18\x03 \x03(\x0b\x32\".ossa.monitoring.v1.PointRejection\"\xab\x01\n\x13QueryMetricsRequest\x12\x13\n\x0bmetric_name\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12(\n\x04\x66rom\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06window\x18\x05 \x01(\t\x12\x0b\n\x03\x61gg\x18\x06 \x01(\t\"W\n\x0cMetricBucket\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05value\x18\x02 \x01(\x01\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\"I\n\x14QueryMetricsResponse\x12\x31\n\x07\x62uckets\x18\x01 \x03(\x0b\x32 .ossa.monitoring.v1.MetricBucket2\xfe\x02\n\x11MonitoringService\x12`\n\x0bPushMetrics\x12&.ossa.monitoring.v1.PushMetricsRequest\x1a\'.ossa.monitoring.v1.PushMetricsResponse(\x01\x12\x80\x01\n\rIngestMetrics\x12(.ossa.monitoring.v1.IngestMetricsRequest\x1a).ossa.monitoring.v1.IngestMetricsResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\"\x0f/api/v1/metrics:\x01*\x12\x83\x01\n\x0cQueryMetrics\x12\'.ossa.monitoring.v1.QueryMetricsRequest\x1a(.ossa.monitoring.v1.QueryMetricsResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x0f/api/v1/metricsb\x07\x62ucketsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#ossa/monitoring/v1/monitoring.proto\x12\x12ossa.monitoring.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x98\x02\n\x0bMetricPoint\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x01\x12;\n\x06labels\x18\x04 \x03(\x0b\x32+.ossa.monitoring.v1.MetricPoint.LabelsEntry\x12-\n\ttimestamp\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmetric_name\x18\x06 \x01(\t\x12\x19\n\x0cmetric_value\x18\x07 \x01(\x01H\x00\x88\x01\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0f\n\r_metric_value\">\n\x0ePointRejection\x12\r\n\x05index\x18\x01 \x01(\x05\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"F\n\x12PushMetricsRequest\x12\x30\n\x07metrics\x18\x01 \x03(\x0b\x32\x1f.ossa.monitoring.v1.MetricPoint\"q\n\x13PushMetricsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12\x10\n\x08rejected\x18\x02 \x01(\x03\x12\x36\n\nrejections\x18\x03 \x03(\x0b\x32\".ossa.monitoring.v1.PointRejection\"H\n\x14IngestMetricsRequest\x12\x30\n\x07metrics\x18\x01 \x03(\x0b\x32\x1f.ossa.monitoring.v1.MetricPoint\"s\n\x15IngestMetricsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12\x10\n\x08rejected\x18\x02 \x01(\x05\x12\x36\n\nrejections\x18\x03 \x03(\x0b\x32\".ossa.monitoring.v1.PointRejection\"\xab\x01\n\x13QueryMetricsRequest\x12\x13\n\x0bmetric_name\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12(\n\x04\x66rom\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06window\x18\x05 \x01(\t\x12\x0b\n\x03\x61gg\x18\x06 \x01(\t\"W\n\x0cMetricBucket\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05value\x18\x02 \x01(\x01\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\"I\n\x14QueryMetricsResponse\x12\x31\n\x07\x62uckets\x18\x01 \x03(\x0b\x32 .ossa.monitoring.v1.MetricBucket2\xfe\x02\n\x11MonitoringService\x12`\n\x0bPushMetrics\x12&.ossa.monitoring.v1.PushMetricsRequest\x1a\'.ossa.monitoring.v1.PushMetricsResponse(\x01\x12\x80\x01\n\rIngestMetrics\x12(.ossa.monitoring.v1.IngestMetricsRequest\x1a).ossa.monitoring.v1.IngestMetricsResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\"\x0f/api/v1/metrics:\x01*\x12\x83\x01\n\x0cQueryMetrics\x12\'.ossa.monitoring.v1.QueryMetricsRequest\x1a(.ossa.monitoring.v1.QueryMetricsResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x0f/api/v1/metricsb\x07\x62ucketsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,25 +40,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MONITORINGSERVICE'].methods_by_name['QueryMetrics']._loaded_options = None
   _globals['_MONITORINGSERVICE'].methods_by_name['QueryMetrics']._serialized_options = b'\202\323\344\223\002\032\022\017/api/v1/metricsb\007buckets'
   _globals['_METRICPOINT']._serialized_start=123
-  _globals['_METRICPOINT']._serialized_end=338
-  _globals['_METRICPOINT_LABELSENTRY']._serialized_start=293
-  _globals['_METRICPOINT_LABELSENTRY']._serialized_end=338
-  _globals['_POINTREJECTION']._serialized_start=340
-  _globals['_POINTREJECTION']._serialized_end=402
-  _globals['_PUSHMETRICSREQUEST']._serialized_start=404
-  _globals['_PUSHMETRICSREQUEST']._serialized_end=474
-  _globals['_PUSHMETRICSRESPONSE']._serialized_start=476
-  _globals['_PUSHMETRICSRESPONSE']._serialized_end=589
-  _globals['_INGESTMETRICSREQUEST']._serialized_start=591
-  _globals['_INGESTMETRICSREQUEST']._serialized_end=663
-  _globals['_INGESTMETRICSRESPONSE']._serialized_start=665
-  _globals['_INGESTMETRICSRESPONSE']._serialized_end=780
-  _globals['_QUERYMETRICSREQUEST']._serialized_start=783
-  _globals['_QUERYMETRICSREQUEST']._serialized_end=954
-  _globals['_METRICBUCKET']._serialized_start=956
-  _globals['_METRICBUCKET']._serialized_end=1043
-  _globals['_QUERYMETRICSRESPONSE']._serialized_start=1045
-  _globals['_QUERYMETRICSRESPONSE']._serialized_end=1118
-  _globals['_MONITORINGSERVICE']._serialized_start=1121
-  _globals['_MONITORINGSERVICE']._serialized_end=1503
+  _globals['_METRICPOINT']._serialized_end=403
+  _globals['_METRICPOINT_LABELSENTRY']._serialized_start=341
+  _globals['_METRICPOINT_LABELSENTRY']._serialized_end=386
+  _globals['_POINTREJECTION']._serialized_start=405
+  _globals['_POINTREJECTION']._serialized_end=467
+  _globals['_PUSHMETRICSREQUEST']._serialized_start=469
+  _globals['_PUSHMETRICSREQUEST']._serialized_end=539
+  _globals['_PUSHMETRICSRESPONSE']._serialized_start=541
+  _globals['_PUSHMETRICSRESPONSE']._serialized_end=654
+  _globals['_INGESTMETRICSREQUEST']._serialized_start=656
+  _globals['_INGESTMETRICSREQUEST']._serialized_end=728
+  _globals['_INGESTMETRICSRESPONSE']._serialized_start=730
+  _globals['_INGESTMETRICSRESPONSE']._serialized_end=845
+  _globals['_QUERYMETRICSREQUEST']._serialized_start=848
+  _globals['_QUERYMETRICSREQUEST']._serialized_end=1019
+  _globals['_METRICBUCKET']._serialized_start=1021
+  _globals['_METRICBUCKET']._serialized_end=1108
+  _globals['_QUERYMETRICSRESPONSE']._serialized_start=1110
+  _globals['_QUERYMETRICSRESPONSE']._serialized_end=1183
+  _globals['_MONITORINGSERVICE']._serialized_start=1186
+  _globals['_MONITORINGSERVICE']._serialized_end=1568
 # @@protoc_insertion_point(module_scope)

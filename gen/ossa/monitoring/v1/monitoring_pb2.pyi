@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class MetricPoint(_message.Message):
-    __slots__ = ("agent_id", "name", "value", "labels", "timestamp")
+    __slots__ = ("agent_id", "name", "value", "labels", "timestamp", "metric_name", "metric_value")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -24,12 +24,16 @@ class MetricPoint(_message.Message):
     VALUE_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    METRIC_NAME_FIELD_NUMBER: _ClassVar[int]
+    METRIC_VALUE_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     name: str
     value: float
     labels: _containers.ScalarMap[str, str]
     timestamp: _timestamp_pb2.Timestamp
-    def __init__(self, agent_id: _Optional[str] = ..., name: _Optional[str] = ..., value: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    metric_name: str
+    metric_value: float
+    def __init__(self, agent_id: _Optional[str] = ..., name: _Optional[str] = ..., value: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metric_name: _Optional[str] = ..., metric_value: _Optional[float] = ...) -> None: ...
 
 class PointRejection(_message.Message):
     __slots__ = ("index", "field", "reason")

@@ -1,0 +1,368 @@
+"""Render the gateway's Envoy bootstrap from the template in envoy/envoy.yaml (package `ossa_envoy`).
+
+`render_envoy_config(settings, out_dir)` writes `out_dir/envoy.yaml` plus the files it points at
+(the proto descriptor set, the OpenAPI document and the Lua status filter), so the directory is
+self-contained and Envoy can be (re)started from it alone. The list of transcoded services and the
+per-method routes (streaming methods, `response_body` unwrapping) are computed from the descriptor:
+adding a service to protos/ and regenerating gen/ is enough for Envoy to serve it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from string import Template
+
+from google.api import annotations_pb2  # type: ignore[import-untyped]
+from google.protobuf import descriptor_pb2
+
+from gateway_http.envoy_config.addresses import cluster_type, loopback
+from gateway_http.envoy_config.console_routes import render_console
+from gateway_http.envoy_config.tls import listener_transport_socket, upstream_transport_socket
+from gateway_http.envoy_config.tracing import access_trace_id, collector_cluster, hcm_tracing
+from ossa_runtime import limits
+from ossa_runtime.settings import Settings
+
+CONFIG_NAME = "envoy.yaml"
+DESCRIPTOR_NAME = "ossa.binpb"
+OPENAPI_NAME = "openapi.json"
+LUA_NAME = "status.lua"
+
+# Upstream clusters by the second component of a proto package (ossa.<cluster>.v1).
+CLUSTERS = ("registry", "gateway", "orchestrator", "monitoring", "search")
+# Packages served by another component's process: ossa.auth.v1 (sessions, API keys) by the gateway.
+CLUSTER_OF_PACKAGE = {"auth": "gateway"}
+# Upstream response timeout for unary calls (REST and gRPC alike); streaming methods have none.
+UNARY_TIMEOUT = "15s"
+# Unary methods that may take longer, by path (each gets its own route with this timeout).
+SLOW_METHODS = {"/ossa.search.v1.SearchService/Reindex": "600s"}
+CONNECT_TIMEOUT = "1s"
+# Retried only when the request cannot have reached the service (same as the template's routes).
+RETRY_POLICY = {"retry_on": "connect-failure,refused-stream", "num_retries": 2}
+# REST request bodies (413 beyond: the buffer filter, and the transcoder's internal buffers) and
+# request headers (431 beyond), from ossa_runtime/limits.py; the transcoder's reply buffer.
+MAX_REQUEST_BODY_BYTES = limits.HTTP_MAX_BODY_BYTES
+MAX_REQUEST_HEADERS_KB = limits.HTTP_MAX_HEADERS_KB
+MAX_RESPONSE_BODY_BYTES = 16 * 1024 * 1024
+
+# Envoy's own error replies: HTTP status -> the gRPC code written in the error body, so that they
+# read like the errors the services send through the transcoder (which maps gRPC -> HTTP the same
+# way: NOT_FOUND 404, INVALID_ARGUMENT 400, UNAVAILABLE 503, ...). Anything else >= 400 is UNKNOWN.
+HTTP_TO_GRPC: dict[int, int] = {
+    400: 3,  # INVALID_ARGUMENT: bad JSON, bad enum value, unknown query parameter
+    401: 16,  # UNAUTHENTICATED
+    403: 7,  # PERMISSION_DENIED
+    404: 5,  # NOT_FOUND: no route / no method for this verb and path
+    409: 6,  # ALREADY_EXISTS
+    413: 8,  # RESOURCE_EXHAUSTED: request body too large
+    429: 8,  # RESOURCE_EXHAUSTED: rate limited
+    431: 8,  # RESOURCE_EXHAUSTED: request headers (or URL) too large
+    500: 13,  # INTERNAL
+    501: 12,  # UNIMPLEMENTED
+    502: 14,  # UNAVAILABLE: the upstream broke the connection
+    503: 14,  # UNAVAILABLE: upstream down or overloaded
+    504: 4,  # DEADLINE_EXCEEDED: upstream timeout
+}
+DEFAULT_GRPC_CODE = 2  # UNKNOWN
+# Envoy's 404s all mean "no method for this verb and path" (the router has no route, or the
+# transcoder cannot map the path): say which, as the request was sent.
+NOT_FOUND_MESSAGE = "no route for %REQ(X-ENVOY-ORIGINAL-METHOD?:METHOD)% %PATH(NQ:ORIG_OR_PATH)%"
+# Envoy's own words for these say nothing of the limit: name what is too large and how large it may be.
+LIMIT_MESSAGES = {
+    413: f"request body: must be at most {MAX_REQUEST_BODY_BYTES} bytes",
+    431: f"request headers: must be at most {MAX_REQUEST_HEADERS_KB} KiB in all, the URL included",
+}
+
+
+@dataclass(frozen=True)
+class GrpcMethod:
+    service: str  # full name, e.g. ossa.registry.v1.AgentRegistryService
+    name: str
+    client_streaming: bool
+    server_streaming: bool
+    response_body: str = ""  # the google.api.http rule's response_body, if any
+    # The reply message has exactly that one (top-level) field: the JSON reply is {"<field>": X}.
+    response_body_sole: bool = False
+
+    @property
+    def path(self) -> str:
+        return f"/{self.service}/{self.name}"
+
+    @property
+    def streaming(self) -> bool:
+        return self.client_streaming or self.server_streaming
+
+    @property
+    def cluster(self) -> str | None:
+        parts = self.service.split(".")
+        name = CLUSTER_OF_PACKAGE.get(parts[1], parts[1]) if len(parts) > 2 else ""
+        return name if name in CLUSTERS else None
+
+
+# Descriptor ------------------------------------------------------------------------------------
+
+
+def descriptor_bytes() -> bytes:
+    """The FileDescriptorSet built by scripts/gen_protos.py (package data of `ossa`)."""
+    return files("ossa").joinpath(DESCRIPTOR_NAME).read_bytes()
+
+
+def openapi_bytes() -> bytes:
+    """The generated OpenAPI document (package data of `ossa`)."""
+    return files("ossa").joinpath(OPENAPI_NAME).read_bytes()
+
+
+def _descriptor_set(descriptor: bytes) -> descriptor_pb2.FileDescriptorSet:
+    return descriptor_pb2.FileDescriptorSet.FromString(descriptor)
+
+
+def grpc_methods(descriptor: bytes) -> list[GrpcMethod]:
+    """Every method of every service in an `ossa.*` package, sorted by path."""
+    fds = _descriptor_set(descriptor)
+    messages = dict(_messages(fds))
+    methods = []
+    for file in fds.file:
+        if not file.package.startswith("ossa."):
+            continue
+        for service in file.service:
+            full = f"{file.package}.{service.name}"
+            for m in service.method:
+                body = m.options.Extensions[annotations_pb2.http].response_body
+                reply = messages.get(m.output_type)
+                sole = bool(body) and reply is not None and [f.name for f in reply.field] == [body]
+                methods.append(GrpcMethod(full, m.name, m.client_streaming, m.server_streaming, body, sole))
+    return sorted(methods, key=lambda m: m.path)
+
+
+def envoy_descriptor(descriptor: bytes) -> bytes:
+    """The descriptor set as Envoy's transcoder can load it.
+
+    Envoy refuses a google.api.http `response_body` naming anything but a google.api.HttpBody
+    field ("not supported yet for non-HttpBody fields"), so those are removed here; the Lua filter
+    unwraps the field instead (see envoy/status.lua and `_method_routes`).
+    """
+    fds = _descriptor_set(descriptor)
+    messages = dict(_messages(fds))
+    for file in fds.file:
+        for service in file.service:
+            for method in service.method:
+                if not method.options.HasExtension(annotations_pb2.http):
+                    continue
+                rule = method.options.Extensions[annotations_pb2.http]
+                for binding in (rule, *rule.additional_bindings):
+                    if binding.response_body and not _is_http_body(
+                        messages.get(method.output_type), binding.response_body
+                    ):
+                        binding.ClearField("response_body")
+    return fds.SerializeToString(deterministic=True)
+
+
+def _messages(fds: descriptor_pb2.FileDescriptorSet) -> Iterator[tuple[str, descriptor_pb2.DescriptorProto]]:
+    """(".package.Outer.Inner", message) for every message, nested ones included."""
+
+    def walk(
+        prefix: str, messages: Iterable[descriptor_pb2.DescriptorProto]
+    ) -> Iterator[tuple[str, descriptor_pb2.DescriptorProto]]:
+        for message in messages:
+            name = f"{prefix}.{message.name}"
+            yield name, message
+            yield from walk(name, message.nested_type)
+
+    for file in fds.file:
+        yield from walk(f".{file.package}" if file.package else "", file.message_type)
+
+
+def _is_http_body(message: descriptor_pb2.DescriptorProto | None, field_name: str) -> bool:
+    if message is None:
+        return False
+    return any(f.name == field_name and f.type_name == ".google.api.HttpBody" for f in message.field)
+
+
+def ossa_services(descriptor: bytes) -> list[str]:
+    """Full names of every service in an `ossa.*` package of the descriptor, sorted."""
+    names: set[str] = set()
+    for file in _descriptor_set(descriptor).file:
+        if file.package.startswith("ossa."):
+            names.update(f"{file.package}.{service.name}" for service in file.service)
+    return sorted(names)
+
+
+# Rendering -------------------------------------------------------------------------------------
+
+
+def _yaml(value: object) -> str:
+    """A YAML flow scalar/sequence/mapping (JSON is valid YAML)."""
+    return json.dumps(value)
+
+
+def _endpoints(targets: Sequence[tuple[str, int]]) -> str:
+    return _yaml(
+        [{"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}} for host, port in targets]
+    )
+
+
+def _method_routes(methods: Iterable[GrpcMethod]) -> list[str]:
+    """Exact-path routes ahead of the per-package prefix routes, for the methods that need one:
+    streaming methods (no timeout) and methods with a `response_body` (Lua metadata)."""
+    routes = []
+    for method in methods:
+        if not method.cluster or not (method.streaming or method.response_body or method.path in SLOW_METHODS):
+            continue
+        action: dict[str, object] = {"cluster": method.cluster}
+        if method.streaming:
+            action["timeout"] = "0s"
+            action["idle_timeout"] = "0s"  # long-lived lease and heartbeat streams may be quiet for minutes
+        else:
+            action["timeout"] = SLOW_METHODS.get(method.path, UNARY_TIMEOUT)
+            action["retry_policy"] = RETRY_POLICY
+        route: dict[str, object] = {"match": {"path": method.path}, "route": action}
+        if method.response_body and not method.server_streaming:
+            lua: dict[str, object] = {"response_body": method.response_body}
+            if method.response_body_sole:
+                lua["response_body_sole"] = True
+            route["metadata"] = {"filter_metadata": {"envoy.filters.http.lua": lua}}
+        routes.append("- " + _yaml(route))
+    return routes
+
+
+def _local_reply_mappers() -> list[str]:
+    """One mapper per HTTP status in HTTP_TO_GRPC, then a catch-all for any other status >= 400.
+
+    Every mapper skips gRPC clients: Envoy answers those with a trailers-only gRPC status. A
+    request is from a REST client when its content-type is not application/grpc*, or when the
+    transcoder has already rewritten it into a gRPC request (it then carries the original path).
+    """
+    not_grpc = {
+        "or_filter": {
+            "filters": [
+                {
+                    "header_filter": {
+                        "header": {
+                            "name": "content-type",
+                            "string_match": {"prefix": "application/grpc"},
+                            "invert_match": True,
+                            "treat_missing_header_as_empty": True,
+                        }
+                    }
+                },
+                {"header_filter": {"header": {"name": "x-envoy-original-path", "present_match": True}}},
+            ]
+        }
+    }
+
+    def status_is(op: str, code: int) -> dict[str, object]:
+        comparison = {"op": op, "value": {"default_value": code, "runtime_key": f"ossa.local_reply.{code}"}}
+        return {"status_code_filter": {"comparison": comparison}}
+
+    def mapper(filters: list[dict[str, object]], grpc_code: int, message: str) -> str:
+        body = {
+            "json_format": {"code": grpc_code, "message": message, "details": []},
+            "content_type": "application/json",
+        }
+        return "- " + _yaml({"filter": {"and_filter": {"filters": [not_grpc, *filters]}}, "body_format_override": body})
+
+    messages = {404: NOT_FOUND_MESSAGE, **LIMIT_MESSAGES}
+    lines = [
+        mapper([status_is("EQ", http)], grpc, messages.get(http, "%LOCAL_REPLY_BODY%"))
+        for http, grpc in HTTP_TO_GRPC.items()
+    ]
+    lines.append(mapper([status_is("GE", 400)], DEFAULT_GRPC_CODE, "%LOCAL_REPLY_BODY%"))
+    return lines
+
+
+def _substitute(template: str, values: dict[str, str], blocks: dict[str, list[str]]) -> str:
+    """string.Template substitution; a block placeholder alone on its line gets one item per line
+    at that line's indentation."""
+    values = dict(values)
+    for name, lines in blocks.items():
+        match = re.search(rf"^([ \t]*)\${name}[ \t]*$", template, re.MULTILINE)
+        if match is None:
+            raise ValueError(f"template has no line holding only ${name}")
+        values[name] = ("\n" + match.group(1)).join(lines)
+    return Template(template).substitute(values)
+
+
+def render_envoy_config(
+    settings: Settings,
+    out_dir: Path,
+    *,
+    registry_targets: list[tuple[str, int]] | None = None,
+    descriptor: bytes | None = None,
+) -> Path:
+    """Write `out_dir/envoy.yaml` and the files it references; return the config's path.
+
+    `registry_targets` lists the registry processes (default: settings.host:settings.registry_port);
+    `descriptor` replaces the packaged FileDescriptorSet (tests).
+    """
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    descriptor = descriptor_bytes() if descriptor is None else descriptor
+    openapi = openapi_bytes()
+    template_dir = files("ossa_envoy")
+
+    descriptor_path = out_dir / DESCRIPTOR_NAME
+    openapi_path = out_dir / OPENAPI_NAME
+    lua_path = out_dir / LUA_NAME
+    _write_if_changed(descriptor_path, envoy_descriptor(descriptor))
+    _write_if_changed(openapi_path, openapi)
+    _write_if_changed(lua_path, template_dir.joinpath(LUA_NAME).read_bytes())
+
+    upstream_host = loopback(settings.host)
+    targets = [(loopback(h), p) for h, p in (registry_targets or [(settings.host, settings.registry_port)])]
+    if not targets:
+        raise ValueError("registry_targets is empty")
+    services = ossa_services(descriptor)
+    if not services:
+        raise ValueError("the descriptor has no service in an ossa.* package")
+
+    values = {
+        "gateway_host": "127.0.0.1" if settings.gateway_host == "localhost" else settings.gateway_host,
+        "gateway_port": str(settings.gateway_port),
+        "admin_port": str(settings.envoy_admin_port),
+        "upstream_host": upstream_host,
+        "upstream_cluster_type": cluster_type([upstream_host]),
+        "gateway_grpc_port": str(settings.gateway_grpc_port),
+        "orchestrator_port": str(settings.orchestrator_port),
+        "monitoring_port": str(settings.monitoring_port),
+        "search_port": str(settings.search_port),
+        "registry_cluster_type": cluster_type(h for h, _ in targets),
+        "registry_endpoints": _endpoints(targets),
+        "descriptor_path": _yaml(str(descriptor_path)),
+        "openapi_path": _yaml(str(openapi_path)),
+        "lua_path": _yaml(str(lua_path)),
+        "services": _yaml(services),
+        "unary_timeout": UNARY_TIMEOUT,
+        "connect_timeout": CONNECT_TIMEOUT,
+        "max_direct_response_bytes": str(max(1024 * 1024, 2 * len(openapi))),
+        "max_request_body_bytes": str(MAX_REQUEST_BODY_BYTES),
+        "max_request_headers_kb": str(MAX_REQUEST_HEADERS_KB),
+        "max_response_body_bytes": str(MAX_RESPONSE_BODY_BYTES),
+        "listener_tls": listener_transport_socket(settings),
+        "upstream_tls": upstream_transport_socket(settings),
+        "access_trace_id": access_trace_id(settings),
+    }
+    blocks = {
+        "method_routes": _method_routes(grpc_methods(descriptor)),
+        "console_routes": render_console(out_dir),  # /console: static files (console_routes.py)
+        "local_reply_mappers": _local_reply_mappers(),
+        "hcm_tracing": hcm_tracing(settings),
+        "collector_cluster": collector_cluster(settings),
+    }
+    text = _substitute(template_dir.joinpath(CONFIG_NAME).read_text("utf-8"), values, blocks)
+    config_path = out_dir / CONFIG_NAME
+    _write_if_changed(config_path, text.encode("utf-8"))
+    return config_path
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    """Atomic replace, skipped when the content is the same (a running Envoy reads these files)."""
+    if path.exists() and path.read_bytes() == data:
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)

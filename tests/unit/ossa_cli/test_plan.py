@@ -1,0 +1,66 @@
+"""What `ossa up` does for /metrics: claims the ports, and sets up multiprocess mode for several workers."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from ossa_cli.errors import UsageError
+from ossa_cli.main import build_parser
+from ossa_cli.plan import build_plan
+from ossa_cli.up import prepare_up
+from ossa_runtime.settings import Settings
+
+
+def external(tmp_path: Path, **changes: object) -> Settings:
+    s = Settings.from_env({}, data_dir=tmp_path, database_url="postgresql://h/x", redis_url="redis://h/0")
+    return s.replace(**changes)
+
+
+def test_every_service_claims_its_metrics_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ossa_runtime.topology.ServiceInfo.installed", lambda self: True)
+    plan = build_plan(external(tmp_path))
+    claims = {c.component: (c.port, c.setting) for c in plan.claims if c.component.endswith(" metrics")}
+    assert claims == {
+        "registry metrics": (9111, "registry_metrics_port"),
+        "gateway metrics": (9110, "gateway_metrics_port"),
+        "orchestrator metrics": (9112, "orchestrator_metrics_port"),
+        "monitoring metrics": (9113, "monitoring_metrics_port"),
+        "search metrics": (9114, "search_metrics_port"),
+    }
+
+
+def test_a_busy_metrics_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        argv = ["up", "--data-dir", str(tmp_path / "d"), "--registry-metrics-port", str(port)]
+        args = build_parser().parse_args(argv)
+        with pytest.raises(UsageError, match=f"registry metrics: port {port} .*--registry-metrics-port"):
+            prepare_up(args, {})
+
+
+def test_metrics_port_clashing_with_another_port_is_refused(tmp_path: Path) -> None:
+    args = build_parser().parse_args(["up", "--data-dir", str(tmp_path), "--orchestrator-metrics-port", "3011"])
+    with pytest.raises(UsageError, match="both configured to use port 3011"):
+        prepare_up(args, {})
+
+
+def test_several_workers_share_one_multiprocess_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "/somewhere/else")  # the caller's own is never used
+    plan = build_plan(external(tmp_path, registry_workers=3))
+    workers = [c for c in plan.stages[0] if c.name.startswith("registry")]
+    gateway = next(c for c in plan.stages[0] if c.name == "gateway")
+    envs = [c.env() for c in workers if c.env is not None]
+    assert [e["OSSA_WORKER_INDEX"] for e in envs] == ["0", "1", "2"]
+    assert {e["PROMETHEUS_MULTIPROC_DIR"] for e in envs} == {str(tmp_path / "metrics" / "registry")}
+    assert gateway.env is not None and "PROMETHEUS_MULTIPROC_DIR" not in gateway.env()  # one process: in memory
+    assert workers[0].prepare is not None and all(c.prepare is None for c in workers[1:])
+    stale = tmp_path / "metrics" / "registry" / "counter_1.db"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old")
+    workers[0].prepare()  # before any worker starts: an empty directory
+    assert (tmp_path / "metrics" / "registry").is_dir() and not stale.exists()
