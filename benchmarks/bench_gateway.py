@@ -7,6 +7,10 @@ Latency: one request in flight, REST through Envoy and gRPC (direct and through 
 Throughput: several client processes with keep-alive connections, for a fixed time, against the
 gateway (reads: GET /api/v1/agents/{id}; writes: POST /api/v1/agents). Load generator, Envoy,
 services and databases share this machine's cores, so every figure is for the whole box.
+Cached reads (agents by id, agents list with filters, workflows, executions) repeat one GET that
+Envoy answers from its cache, loaded by h2load (`apt-get install -y nghttp2-client`; the rows are
+skipped without it) next to a bare Envoy's direct_response ceiling of the same run
+(benchmarks/cached_reads.py). Since the cache, the REST GET latency row is a cached read too.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import auth
+from benchmarks.bench_writes import load, print_write_report, write_rows
+from benchmarks.cached_reads import INSTALL_HINT, ReadRow, cached_read_rows, h2load, print_cached_reads
 from benchmarks.report import Result, machine_note, print_table
 from ossa.registry.v1 import registry_pb2 as pb
 from ossa.registry.v1 import registry_pb2_grpc
@@ -192,6 +198,39 @@ def throughput(
     return Result(operation, label, samples, time.perf_counter() - started, errors)
 
 
+def cached_reads(args: argparse.Namespace, agent_id: str) -> None:
+    """Repeated GETs answered from Envoy's cache (benchmarks/cached_reads.py), beside the ceiling."""
+    if h2load() is None:
+        print(f"\ncached-read rows skipped: h2load is not installed ({INSTALL_HINT})")
+        return
+    rows = [
+        ReadRow("Cached read: agent by id", f"/api/v1/agents/{agent_id}"),
+        ReadRow("Cached read: agents list", "/api/v1/agents?type=worker&status=idle&limit=20"),
+        ReadRow("Cached read: workflows", "/api/v1/workflows?limit=20"),
+        ReadRow("Cached read: executions", "/api/v1/executions?limit=20"),
+    ]
+    token = auth.headers().get("authorization", "").removeprefix("Bearer ")
+    results, ceiling = cached_read_rows(
+        args.gateway, rows, token=token, duration=args.cached_duration, clients=args.clients
+    )
+    print_cached_reads(results, ceiling)
+
+
+def writes(args: argparse.Namespace) -> None:
+    """The write rows (benchmarks/bench_writes.py): registration alone, the ceiling, the burst, the
+    search backlog's peak and drain time."""
+    report = write_rows(
+        args.gateway,
+        args.search_metrics,
+        lambda: rest_latency(args.gateway, "Agent Registration", "POST", "/api/v1/agents", args.n, agent_body),
+        lambda gateway, operation, method, path: load(
+            gateway, operation, method, path, args.processes, args.threads, args.duration
+        ),
+        args.drain_timeout,
+    )
+    print_write_report(report)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gateway", default="127.0.0.1:3100")
@@ -203,6 +242,11 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per throughput row")
     parser.add_argument("--processes", type=int, default=2, help="load generator processes")
     parser.add_argument("--threads", type=int, default=8, help="connections per load generator process")
+    parser.add_argument("--cached-duration", type=float, default=5.0, help="seconds per cached-read row (h2load)")
+    parser.add_argument("--clients", type=int, default=64, help="h2load connections for the cached-read rows")
+    parser.add_argument("--search-metrics", default="127.0.0.1:9114", help="search service /metrics (backlog gauge)")
+    parser.add_argument("--drain-timeout", type=float, default=300.0, help="seconds to wait for the backlog to drain")
+    parser.add_argument("--writes-only", action="store_true", help="only the write rows (registration)")
     args = parser.parse_args()
 
     platform = None
@@ -212,13 +256,20 @@ def main() -> int:
         platform = make_platform(Path(tempfile.mkdtemp(prefix="ossa-bench-")) / "data", {"OSSA_LOG_LEVEL": "warning"})
         platform.start("--registry-workers", str(args.registry_workers))
         args.gateway, args.registry = platform.gateway, platform.registry
+        args.search_metrics = f"127.0.0.1:{platform.port('search_metrics')}"
     auth.use_token(args, platform.data_dir if platform is not None else None)
     try:
         print(f"machine before: {machine_note()}")
+        if args.writes_only:
+            print(f"\nbefore the write rows: {settle(args.gateway)}")
+            writes(args)
+            print(f"\nmachine after: {machine_note()}")
+            return 0
         latency, agent_id = asyncio.run(latency_suite(args.gateway, args.registry, args.n))
         targets = {op: f"p50/p95/p99 {a}/{b}/{c} ms" for op, (a, b, c) in TARGETS.items()}
         print_table("Latency, one request in flight", latency, targets)
         print(f"\nbefore the throughput rows: {settle(args.gateway)}")
+        cached_reads(args, agent_id)
         load = [
             throughput(
                 args.gateway,
@@ -229,15 +280,14 @@ def main() -> int:
                 args.threads,
                 args.duration,
             ),
-            throughput(
-                args.gateway, "Gateway write", "POST", "/api/v1/agents", args.processes, args.threads, args.duration
-            ),
         ]
         print_table(
             "Throughput, concurrent keep-alive clients",
             load,
-            {"Gateway read": f"{GATEWAY_READ_RPS} req/s", "Gateway write": f"{GATEWAY_WRITE_RPS} req/s"},
+            {"Gateway read": f"{GATEWAY_READ_RPS} req/s"},
         )
+        print(f"\nbefore the write rows: {settle(args.gateway)}")
+        writes(args)
         print(f"\nmachine after: {machine_note()}")
         spread = statistics.pstdev([r.pct(0.5) for r in latency if r.operation == "Get Agent"])
         print(f"spread of get-agent p50 across paths: {spread:.2f} ms")

@@ -52,6 +52,40 @@ export async function call(method, path, body, { token } = {}) {
   return parsed;
 }
 
+// A server-sent-events stream (GET, e.g. /executions/{id}/watch): yields each event's `data:` JSON
+// until the server ends the stream or `signal` aborts it. Errors before the first event are thrown
+// like call()'s.
+export async function* events(path, signal) {
+  const headers = { accept: "text/event-stream" };
+  const bearer = currentToken();
+  if (bearer) headers.authorization = `Bearer ${bearer}`;
+  const response = await fetch(`/api/v1${path}`, { headers, cache: "no-store", credentials: "omit", signal });
+  if (!response.ok) {
+    const text = await response.text();
+    let message = `${response.status} ${response.statusText}`;
+    try {
+      message = JSON.parse(text).message || message;
+    } catch {
+      // not JSON: keep the status line
+    }
+    throw new ApiError(response.status, message, text);
+  }
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const event = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const data = event.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5)).join("\n");
+      if (data.trim()) yield JSON.parse(data);
+    }
+  }
+}
+
 export const get = (path) => call("GET", path);
 export const post = (path, body = {}) => call("POST", path, body);
 

@@ -15,8 +15,14 @@
 --    successful JSON reply `{"<field>": X, ...}` is replaced by X (a dotted path digs deeper).
 --
 -- 3. Leftover grpc-* headers are not shown to REST clients.
+--
+-- 5. Read-your-writes: the reply to every REST write (any verb but GET/HEAD) carries
+--    `x-ossa-consistency: <token>` (the request's x-request-id, unique per request). A read that
+--    sends it back bypasses the gateway's read cache (gateway_http/envoy_config/cache.py), so the
+--    writer never reads data older than its write.
 
 local HTTP_CODE = "x-http-code"
+local CONSISTENCY = "x-ossa-consistency"
 
 local function is_grpc(content_type)
   return content_type ~= nil and string.sub(content_type, 1, 16) == "application/grpc"
@@ -156,7 +162,15 @@ end
 
 -- 4. Trace ids for the access log: those of the client's W3C `traceparent`, when it sent one.
 function envoy_on_request(request_handle)
-  local parent = request_handle:headers():get("traceparent")
+  local headers = request_handle:headers()
+  local method = headers:get(":method")
+  if method ~= "GET" and method ~= "HEAD" and not is_grpc(headers:get("content-type")) then
+    local token = headers:get("x-request-id")
+    if token ~= nil then
+      request_handle:streamInfo():dynamicMetadata():set("ossa", "consistency", token)
+    end
+  end
+  local parent = headers:get("traceparent")
   if parent == nil then
     return
   end
@@ -174,6 +188,10 @@ function envoy_on_response(response_handle)
     return
   end
   drop_grpc_headers(headers)
+  local ossa = response_handle:streamInfo():dynamicMetadata():get("ossa")
+  if ossa ~= nil and ossa["consistency"] ~= nil then
+    headers:replace(CONSISTENCY, ossa["consistency"])
+  end
   local code = headers:get(HTTP_CODE)
   if code ~= nil then
     headers:remove(HTTP_CODE)

@@ -309,7 +309,9 @@ class _Builder:
         responses: Schema = {}
         success: Schema = {"description": _summary(comment) or "Success."}
         if status != 204:
-            success["content"] = {"application/json": {"schema": reply}}
+            # Server streaming (WatchExecution): server-sent events, each `data:` one reply message.
+            media = "text/event-stream" if method.server_streaming else "application/json"
+            success["content"] = {media: {"schema": reply}}
         responses[str(status)] = success
         errors = ["400", "500", "503"]
         if path_fields:

@@ -8,9 +8,12 @@ from urllib.parse import urlsplit
 import grpc
 
 from auth_svc import servicer as auth_service
+from gateway_http.card import platform_card
+from gateway_http.envoy_config.render import descriptor_bytes
 from gateway_http.health import Component, HealthReporter, service_components
 from ossa.gateway.v1 import gateway_pb2 as pb
 from ossa.gateway.v1 import gateway_pb2_grpc
+from ossa.registry.v1 import card_pb2
 from ossa_runtime import tls
 from ossa_runtime.auth.interceptor import AuthInterceptor
 from ossa_runtime.db import create_pool
@@ -26,8 +29,9 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GatewayService"].full_name
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
-    def __init__(self, reporter: HealthReporter) -> None:
+    def __init__(self, reporter: HealthReporter, card: card_pb2.AgentCard) -> None:
         self.reporter = reporter
+        self.card = card
 
     async def GetHealth(
         self, request: pb.GetHealthRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -36,6 +40,11 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         if report.status != pb.HealthState.healthy:
             await set_http_status(context, SERVICE_UNAVAILABLE)
         return report
+
+    async def GetPlatformCard(
+        self, request: pb.GetPlatformCardRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.GetPlatformCardResponse:
+        return pb.GetPlatformCardResponse(card=self.card)
 
 
 def _netloc(url: str) -> str:
@@ -64,7 +73,11 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
         ratelimit=RateLimitInterceptor(settings, redis),
         grace_seconds=settings.shutdown_grace_seconds,
     )
-    host.add_service(SERVICE_NAME, gateway_pb2_grpc.add_GatewayServiceServicer_to_server, GatewayServicer(reporter))
+    host.add_service(
+        SERVICE_NAME,
+        gateway_pb2_grpc.add_GatewayServiceServicer_to_server,
+        GatewayServicer(reporter, platform_card(settings, descriptor_bytes(), reporter.version)),
+    )
     auth_service.install(host, settings, pool, redis, auth)  # ossa.auth.v1.AuthService: login, API keys
 
     async def close() -> None:

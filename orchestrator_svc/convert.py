@@ -11,6 +11,8 @@ from ossa_runtime.messages import set_times, struct
 from ossa_runtime.messages import timestamp as timestamp
 from ossa_runtime.messages import workflow_message as workflow
 
+BUDGET_FIELDS = ("max_tasks", "max_seconds", "max_cost")
+
 
 def execution(row: Any) -> pb.Execution:
     out = pb.Execution(
@@ -23,7 +25,11 @@ def execution(row: Any) -> pb.Execution:
         retry_count=row["retry_count"] or 0,
         priority=row["priority"] or 0,
         trace_id=row.get("trace_id") or "",
+        spent_cost=row.get("spent_cost") or 0.0,
     )
+    budget = row.get("budget")
+    if budget:
+        out.budget.CopyFrom(pb.Budget(**{k: v for k, v in budget.items() if k in BUDGET_FIELDS}))
     set_times(out, row, "started_at", "completed_at")
     return out
 

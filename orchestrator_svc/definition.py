@@ -10,6 +10,13 @@
 A step names either an exact `capability` or a `capability_query` in plain words: the
 orchestrator routes such a step to the best-matching live agent (orchestrator_svc/router.py).
 `tags` label the workflow (searchable); they do not change how it runs.
+
+A step may be reviewed (orchestrator_svc/reviews.py): `"review": {"by": "<capability>" or
+"by_query": "<plain words>", "agent_type": "critic"|"judge", "max_rounds": 3,
+"accept_when": {"field": "verdict", "equals": "accept"}, "on_exhausted": "fail"|"accept"}`.
+A step may wait for an approval before it runs (orchestrator_svc/approvals.py): `"approval":
+{"by": "governor"|"human", "timeout_seconds": 3600, "capability": "approval"}` (capability: which
+governor agents decide; governor only).
 """
 
 from __future__ import annotations
@@ -29,8 +36,14 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 CYCLE_SHOWN = 10  # step ids named in a dependency-cycle error
 STEP_KEYS = {
     "id", "capability", "capability_query", "min_score", "agent_type", "input", "depends_on", "priority",
-    "timeout_seconds", "lease_seconds", "max_retries",
+    "timeout_seconds", "lease_seconds", "max_retries", "review", "approval",
 }  # fmt: skip
+APPROVAL_KEYS = {"by", "timeout_seconds", "capability"}
+APPROVERS = ("governor", "human")
+APPROVAL_TIMEOUT = (3600, 1, 30 * 24 * 3600)  # default, minimum, maximum seconds
+REVIEW_KEYS = {"by", "by_query", "agent_type", "max_rounds", "accept_when", "on_exhausted", "input"}
+REVIEWER_TYPES = ("critic", "judge")
+MAX_ROUNDS = 20
 MAX_TAGS, MAX_QUERY = 32, 1000
 # (default, minimum, maximum) of the integer fields.
 INTS = {
@@ -39,6 +52,32 @@ INTS = {
     "lease_seconds": (30, 1, 3600),
     "max_retries": (3, 0, 100),
 }
+
+
+@dataclass(frozen=True)
+class Review:
+    """Who reviews a step's output, and when it is accepted (orchestrator_svc/reviews.py)."""
+
+    by: str  # the reviewer's capability ("" with by_query)
+    by_query: str = ""  # or a plain-words capability query, routed like a step's
+    agent_type: str = "critic"
+    max_rounds: int = 3
+    accept_field: str = "verdict"
+    accept_equals: Any = "accept"
+    on_exhausted: str = "fail"  # or "accept": the last round's output stands
+    input: dict[str, Any] = field(default_factory=dict)  # the reviewer task's params
+
+    def accepts(self, verdict: Any) -> bool:
+        return isinstance(verdict, dict) and verdict.get(self.accept_field) == self.accept_equals
+
+
+@dataclass(frozen=True)
+class Approval:
+    """Who must approve a step before it runs, and how long they have (orchestrator_svc/approvals.py)."""
+
+    by: str  # governor (an agent of type governor with `capability`) or human (POST .../approve)
+    timeout_seconds: int = APPROVAL_TIMEOUT[0]
+    capability: str = "approval"
 
 
 @dataclass(frozen=True)
@@ -54,6 +93,8 @@ class Step:
     max_retries: int = 3
     capability_query: str = ""  # plain words instead of `capability` (then capability is "")
     min_score: float | None = None  # a routed agent must match the query at least this well
+    review: Review | None = None  # a reviewer must accept the output before it counts
+    approval: Approval | None = None  # someone must approve before it runs
 
 
 @dataclass(frozen=True)
@@ -146,6 +187,8 @@ def _step(raw: Any, where: str, problems: list[FieldViolation]) -> Step | None:
     ints = {name: _int(raw.get(name), where, name, problems) for name in INTS}
     if ints["lease_seconds"] > ints["timeout_seconds"]:
         problems.append(FieldViolation(f"{where}.lease_seconds", "must not exceed timeout_seconds"))
+    review = _review(raw.get("review"), where, problems)
+    approval = _approval(raw.get("approval"), where, problems)
     if step_id is None or not isinstance(capability, str):
         return None
     return Step(
@@ -157,7 +200,94 @@ def _step(raw: Any, where: str, problems: list[FieldViolation]) -> Step | None:
         **ints,
         capability_query=query.strip() if isinstance(query, str) else "",
         min_score=float(min_score) if min_score is not None else None,
+        review=review,
+        approval=approval,
     )
+
+
+def _review(raw: Any, where: str, problems: list[FieldViolation]) -> Review | None:
+    if raw is None:
+        return None
+    where = f"{where}.review"
+    if not isinstance(raw, dict):
+        problems.append(FieldViolation(where, "must be an object with by (or by_query)"))
+        return None
+    count = len(problems)
+    for key in sorted(set(raw) - REVIEW_KEYS):
+        problems.append(FieldViolation(f"{where}.{key[:64]}", "is not a review field"))
+    by, query = raw.get("by"), raw.get("by_query")
+    if (by is None) == (query is None):
+        problems.append(FieldViolation(f"{where}.by", "give by (a capability) or by_query (plain words), not both"))
+    elif by is not None and (not isinstance(by, str) or not by.strip() or len(by) > CAPABILITY_MAX):
+        problems.append(FieldViolation(f"{where}.by", f"must be a capability of 1-{CAPABILITY_MAX} characters"))
+    elif query is not None and (not isinstance(query, str) or not query.strip() or len(query) > MAX_QUERY):
+        problems.append(FieldViolation(f"{where}.by_query", f"must be 1-{MAX_QUERY} characters"))
+    agent_type = raw.get("agent_type", "critic")
+    if agent_type not in REVIEWER_TYPES:
+        problems.append(FieldViolation(f"{where}.agent_type", f"must be one of {', '.join(REVIEWER_TYPES)}"))
+    rounds = raw.get("max_rounds", 3)
+    if isinstance(rounds, float) and rounds.is_integer():
+        rounds = int(rounds)
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= MAX_ROUNDS:
+        problems.append(FieldViolation(f"{where}.max_rounds", f"must be a whole number from 1 to {MAX_ROUNDS}"))
+    accept = raw.get("accept_when", {"field": "verdict", "equals": "accept"})
+    if (
+        not isinstance(accept, dict)
+        or set(accept) != {"field", "equals"}
+        or not isinstance(accept.get("field"), str)
+        or not accept["field"]
+    ):
+        problems.append(
+            FieldViolation(f"{where}.accept_when", 'must be {"field": "<output field>", "equals": <value>}')
+        )
+        accept = {"field": "verdict", "equals": "accept"}
+    exhausted = raw.get("on_exhausted", "fail")
+    if exhausted not in ("fail", "accept"):
+        problems.append(FieldViolation(f"{where}.on_exhausted", "must be fail or accept"))
+    params = raw.get("input", {})
+    if not isinstance(params, dict):
+        problems.append(FieldViolation(f"{where}.input", "must be an object"))
+    if len(problems) > count:
+        return None
+    return Review(
+        by.strip() if isinstance(by, str) else "",
+        query.strip() if isinstance(query, str) else "",
+        agent_type,
+        int(rounds),
+        accept["field"],
+        accept["equals"],
+        exhausted,
+        params,
+    )
+
+
+def _approval(raw: Any, where: str, problems: list[FieldViolation]) -> Approval | None:
+    if raw is None:
+        return None
+    where = f"{where}.approval"
+    if not isinstance(raw, dict):
+        problems.append(FieldViolation(where, 'must be an object such as {"by": "human"}'))
+        return None
+    count = len(problems)
+    for key in sorted(set(raw) - APPROVAL_KEYS):
+        problems.append(FieldViolation(f"{where}.{key[:64]}", "is not an approval field"))
+    by = raw.get("by")
+    if by not in APPROVERS:
+        problems.append(FieldViolation(f"{where}.by", f"must be one of {', '.join(APPROVERS)}"))
+    default, low, high = APPROVAL_TIMEOUT
+    timeout = raw.get("timeout_seconds", default)
+    if isinstance(timeout, float) and timeout.is_integer():
+        timeout = int(timeout)
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or not low <= timeout <= high:
+        problems.append(FieldViolation(f"{where}.timeout_seconds", f"must be a whole number from {low} to {high}"))
+    capability = raw.get("capability", "approval")
+    if by == "human" and "capability" in raw:
+        problems.append(FieldViolation(f"{where}.capability", "is for governor approvals only"))
+    elif not isinstance(capability, str) or not capability.strip() or len(capability) > CAPABILITY_MAX:
+        problems.append(FieldViolation(f"{where}.capability", f"must be 1-{CAPABILITY_MAX} characters"))
+    if len(problems) > count:
+        return None
+    return Approval(str(by), int(timeout), str(capability).strip())
 
 
 def _tags(raw: Any, problems: list[FieldViolation]) -> tuple[str, ...]:

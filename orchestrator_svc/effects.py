@@ -11,7 +11,7 @@ PostgreSQL has the truth: the mirror is rebuilt from it when it drifts (QueueMir
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,10 +60,14 @@ class Effects:
                 self.dispatcher.released(end.agent_id, end.task_id)
         self.hub.revoke_local(outcome.revoked)
         self.dispatcher.wake(_ready_keys(outcome))
+        if self.hub.watching:  # orchestrator_svc/watch.py
+            self.hub.changed_local(_execution_ids(outcome))
         self._queue(outcome=outcome)
 
     def leased(self, rows: list[Any]) -> None:
         """Leases handed out by this process (the mirror shows them)."""
+        if self.hub.watching:
+            self.hub.changed_local({r["execution_id"] for r in rows})
         self._queue(leased=rows)
 
     def renewed(self, task_id: str, agent_id: str, seconds: float) -> None:
@@ -117,6 +121,7 @@ class Effects:
             later.ready | {k for o in later.outcomes for k in _ready_keys(o)},
             {(e.agent_id, e.task_id) for o in later.outcomes for e in o.ended if e.agent_id and e.attempt},
             [r for o in later.outcomes for r in o.revoked],
+            self.hub.watched_elsewhere(_changed(later)),
         )
         if tracing.exporting():
             for outcome in later.outcomes:
@@ -134,6 +139,22 @@ def _ready_keys(outcome: Outcome) -> set[str]:
     out |= {agent_wake_key(r["target_agent_id"]) for r in outcome.created if r.get("target_agent_id")}
     out |= {r.end.capability for r in outcome.released if r.will_retry and r.end is not None and r.end.capability}
     return out
+
+
+def _execution_ids(outcome: Outcome) -> set[str]:
+    """Executions whose status or tasks the change touched (for watchers)."""
+    out = {e["id"] for e in outcome.executions} | {e["id"] for e, _ in outcome.started}
+    out |= {r["execution_id"] for r in outcome.created}
+    out |= {r.execution_id for r in outcome.released}
+    return out
+
+
+def _changed(later: _Later) -> Iterator[str]:
+    """Every execution a drained batch touched (lazily: only read when some are watched elsewhere)."""
+    for outcome in later.outcomes:
+        yield from _execution_ids(outcome)
+    for row in later.leased:
+        yield row["execution_id"]
 
 
 def _mirror_outcome(batch: mirror.Batch, outcome: Outcome) -> None:

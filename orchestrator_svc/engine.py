@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import asyncpg
 
 from orchestrator_svc.leases import TASK_COLUMNS, LeaseStore, Report
-from orchestrator_svc.outcome import Outcome, Released, Revoked, Row, TaskEnd
+from orchestrator_svc.outcome import Outcome, Released, Revoked, Row
 from orchestrator_svc.starts import EXECUTION_COLUMNS
+from orchestrator_svc.stops import fail_execution, stop_tasks
 from ossa_runtime.errors import FailedPrecondition, NotFound
 
 FINAL = ("completed", "failed", "cancelled")
@@ -50,45 +51,6 @@ class ExecutionEngine:
         if row is None:
             raise NotFound(f"execution {execution_id} not found")
         return row
-
-    async def _stop_tasks(
-        self, conn: asyncpg.Connection, execution_id: str, reason: str
-    ) -> tuple[list[Revoked], list[TaskEnd]]:
-        """Fail every unfinished task of the execution; returns the leases taken from agents and the ends."""
-        rows = await conn.fetch(
-            """UPDATE tasks SET status = 'failed', error = $2, completed_at = CURRENT_TIMESTAMP,
-                      lease_expires_at = NULL
-                WHERE execution_id = $1 AND status IN ('pending', 'assigned', 'running')
-            RETURNING id::text AS id, agent_id::text AS agent_id, fencing_token, capability,
-                      EXTRACT(EPOCH FROM CURRENT_TIMESTAMP - started_at)::float8 AS seconds""",
-            execution_id, reason,
-        )  # fmt: skip
-        revoked = [Revoked(r["id"], r["agent_id"], r["fencing_token"], reason) for r in rows if r["agent_id"]]
-        ended = [
-            TaskEnd(r["capability"], "cancelled", r["seconds"], "failed", r["id"], r["fencing_token"], r["agent_id"])
-            if r["agent_id"]
-            else TaskEnd(r["capability"], None, None, "failed")
-            for r in rows
-        ]
-        if revoked:
-            await conn.executemany(
-                """UPDATE task_attempts SET outcome = 'cancelled', error = $3, finished_at = CURRENT_TIMESTAMP
-                    WHERE task_id = $1 AND fencing_token = $2 AND outcome = 'running'""",
-                [(r.task_id, r.fencing_token, reason) for r in revoked],
-            )
-        return revoked, ended
-
-    async def _fail_execution(self, conn: asyncpg.Connection, execution_id: str, error: str) -> Outcome:
-        revoked, ended = await self._stop_tasks(conn, execution_id, f"execution failed: {error}")
-        execution = await conn.fetchrow(
-            f"""UPDATE executions SET status = 'failed', error = $2, completed_at = CURRENT_TIMESTAMP,
-                       updated_at = CURRENT_TIMESTAMP
-                 WHERE id = $1 AND status NOT IN ('completed', 'failed', 'cancelled')
-             RETURNING {EXECUTION_COLUMNS}""",
-            execution_id, error,
-        )  # fmt: skip
-        closed = [execution] if execution is not None else []
-        return Outcome(executions=closed, closed=closed, revoked=revoked, ended=ended)
 
     async def fail(self, items: list[Failure]) -> tuple[list[bool | BaseException], Outcome]:
         """Release a batch of leases in one transaction; per item whether the task will be retried."""
@@ -133,7 +95,7 @@ class ExecutionEngine:
         ended = [released.end] if released.end is not None else []
         if released.will_retry:
             return Outcome(released=[released], ended=ended)
-        outcome = await self._fail_execution(conn, released.execution_id, f"step {released.step}: {released.error}")
+        outcome = await fail_execution(conn, released.execution_id, f"step {released.step}: {released.error}")
         outcome.released = [released]
         outcome.ended[:0] = ended
         return outcome
@@ -145,7 +107,7 @@ class ExecutionEngine:
                 return Outcome(executions=[execution])
             if execution["status"] in FINAL:
                 raise FailedPrecondition(f"execution {execution_id} is already {execution['status']}")
-            revoked, ended = await self._stop_tasks(conn, execution_id, "execution cancelled")
+            revoked, ended = await stop_tasks(conn, execution_id, "execution cancelled")
             execution = await conn.fetchrow(
                 f"""UPDATE executions SET status = 'cancelled', completed_at = CURRENT_TIMESTAMP,
                            updated_at = CURRENT_TIMESTAMP WHERE id = $1 RETURNING {EXECUTION_COLUMNS}""",

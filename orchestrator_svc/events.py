@@ -6,6 +6,11 @@ so the process holding the agent's stream counts exactly), and which leases were
 process holding that agent's stream pushes the cancellation). Messages are hints: the dispatcher
 also ticks, and a lost revoke only means the agent learns at its next renew or complete that its
 lease is gone.
+
+Watchers (orchestrator_svc/watch.py) hear about changes to the executions they watch: a process
+with a watcher announces the execution id ("watch", repeated while it watches), and the others
+then add the ids of watched executions a batch changed ("changed") to their next message. Nobody
+watching: nothing more is computed or sent.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import contextlib
 import json
 import logging
 import secrets
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -25,6 +31,7 @@ from orchestrator_svc.outcome import Revoked
 
 log = logging.getLogger("ossa.orchestrator.events")
 CHANNEL = "ossa:orchestrator:events"
+WATCH_TTL_SECONDS = 15.0  # a watch announcement lasts this long; watchers repeat it more often
 
 
 class EventHub:
@@ -33,6 +40,9 @@ class EventHub:
         self.dispatcher = dispatcher
         self._origin = secrets.token_hex(8)  # our own messages come back from Redis: ignore them
         self._revokers: dict[str, set[Callable[[Revoked], None]]] = {}
+        self._watchers: dict[str, set[Callable[[], None]]] = {}  # execution id -> local watchers
+        self._watched: dict[str, float] = {}  # execution id -> until when another process watches it
+        self._watched_until = 0.0  # the latest of those
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
@@ -47,18 +57,62 @@ class EventHub:
             for callback in list(self._revokers.get(r.agent_id, ())):
                 callback(r)
 
+    def on_change(self, execution_id: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` when a committed change touches the execution (here or elsewhere)."""
+        self._watchers.setdefault(execution_id, set()).add(callback)
+
+        def remove() -> None:
+            callbacks = self._watchers.get(execution_id)
+            if callbacks is not None:
+                callbacks.discard(callback)
+                if not callbacks:
+                    del self._watchers[execution_id]
+
+        return remove
+
+    @property
+    def watching(self) -> bool:
+        """Whether any execution is watched in this process."""
+        return bool(self._watchers)
+
+    def changed_local(self, execution_ids: Iterable[str]) -> None:
+        for execution_id in execution_ids:
+            for callback in list(self._watchers.get(execution_id, ())):
+                callback()
+
+    def watched_elsewhere(self, execution_ids: Iterable[str]) -> set[str]:
+        """Those of the executions another process announced it watches."""
+        if not self._watched:
+            return set()
+        now = time.monotonic()
+        if now > self._watched_until:  # every announcement expired: back to computing nothing
+            self._watched.clear()
+            return set()
+        return {e for e in execution_ids if self._watched.get(e, 0.0) > now}
+
+    async def announce_watch(self, execution_id: str) -> None:
+        """Tell the other processes to report changes to this execution (for WATCH_TTL_SECONDS)."""
+        try:
+            await self.redis.publish(CHANNEL, json.dumps({"origin": self._origin, "watch": [execution_id]}))
+        except Exception as err:  # watchers also re-read periodically
+            log.warning("could not announce a watch", extra={"metadata": {"error": str(err)}})
+
     # Across processes ------------------------------------------------------------------------
 
-    async def publish(self, ready: Iterable[str], freed: Iterable[tuple[str, str]], revoked: Iterable[Revoked]) -> None:
+    async def publish(self, ready: Iterable[str], freed: Iterable[tuple[str, str]], revoked: Iterable[Revoked],
+                      changed: Iterable[str] = ()) -> None:  # fmt: skip
         """One message for a batch of commits: capabilities with new work, (agent, task) leases that
-        ended, revocations."""
+        ended, revocations, and watched executions that changed."""
         message: dict[str, Any] = {
             "origin": self._origin,
             "ready": sorted(set(ready)),
             "freed": sorted(set(freed)),
             "revoked": [[r.task_id, r.agent_id, r.fencing_token, r.reason] for r in revoked],
         }
-        if not (message["ready"] or message["freed"] or message["revoked"]):
+        changed = sorted(set(changed))
+        if changed:
+            message["changed"] = changed
+        if not (message["ready"] or message["freed"] or message["revoked"] or changed):
             return
         try:
             await self.redis.publish(CHANNEL, json.dumps(message))
@@ -74,6 +128,14 @@ class EventHub:
         if message.get("ready"):
             self.dispatcher.wake(message["ready"])
         self.revoke_local(Revoked(*r) for r in message.get("revoked") or ())
+        if message.get("changed"):
+            self.changed_local(message["changed"])
+        if message.get("watch"):
+            now = time.monotonic()
+            if len(self._watched) > 1000:
+                self._watched = {e: until for e, until in self._watched.items() if until > now}
+            for execution_id in message["watch"]:
+                self._watched[execution_id] = self._watched_until = now + WATCH_TTL_SECONDS
 
     async def _listen(self) -> None:
         # Polls with a timeout instead of being cancelled mid-read: a Redis read cancelled halfway

@@ -202,11 +202,12 @@ class QueueMirror:
         executions = await self._without_expiry(keys.workflow_state("*"))
         live_tasks = {r["id"] for r in await self.pool.fetch(
             """SELECT id::text AS id FROM tasks
-                WHERE id = ANY($1::uuid[]) AND status IN ('pending', 'assigned', 'running')""",
+                WHERE id = ANY($1::uuid[]) AND status IN ('pending', 'assigned', 'running', 'waiting_approval')""",
             tasks,
         )}  # fmt: skip
         live_executions = {r["id"] for r in await self.pool.fetch(
-            "SELECT id::text AS id FROM executions WHERE id = ANY($1::uuid[]) AND status IN ('pending', 'running')",
+            "SELECT id::text AS id FROM executions WHERE id = ANY($1::uuid[])"
+            " AND status IN ('pending', 'running', 'waiting_approval')",
             executions,
         )}  # fmt: skip
         ended = [keys.task_data(t) for t in tasks if t not in live_tasks]

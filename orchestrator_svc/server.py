@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from orchestrator_svc import telemetry
+from orchestrator_svc import budgets, telemetry
+from orchestrator_svc.approvals import Approvals
 from orchestrator_svc.batches import Batches
 from orchestrator_svc.claims import Claims
 from orchestrator_svc.dispatch import Dispatcher
@@ -44,10 +45,11 @@ MIRROR_CHECK_EVERY = 10  # sweeps
 class LeaseSweeper:
     """Returns tasks whose lease ran out to the queue (or fails them), and keeps Redis in step."""
 
-    def __init__(self, engine: ExecutionEngine, leases: LeaseStore, effects: Effects) -> None:
+    def __init__(self, engine: ExecutionEngine, leases: LeaseStore, effects: Effects, approvals: Approvals) -> None:
         self.engine = engine
         self.leases = leases
         self.effects = effects
+        self.approvals = approvals
         self.sweeps = 0
 
     async def sweep(self) -> int:
@@ -57,6 +59,10 @@ class LeaseSweeper:
             if outcome is not None:
                 expired += 1
                 self.effects.apply(outcome)
+        overdue = await self.approvals.sweep()  # approval gates left undecided past their timeout
+        overdue.merge(await budgets.sweep(self.engine.pool))  # executions past their budget's max_seconds
+        if overdue.executions:
+            self.effects.apply(overdue)
         if self.sweeps % MIRROR_CHECK_EVERY == 0:
             await self.effects.mirror.check()
         self.sweeps += 1
@@ -84,7 +90,7 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
     hub = EventHub(redis, dispatcher)
     effects = Effects(QueueMirror(redis, pool), hub, pool, dispatcher)
     batches = Batches(pool, workflows, engine, leases, effects, dispatcher, settings.lease_quarantine_seconds)
-    sweeper = LeaseSweeper(engine, leases, effects)
+    sweeper = LeaseSweeper(engine, leases, effects, Approvals(pool, workflows))
     sweeping = Periodic("lease-sweeper", settings.lease_sweep_seconds, sweeper.sweep)
     # Capability routing asks the search service which agents match (agent:read, like the registry).
     search_channel = tls.channel(settings, settings.search_target, interceptors=bearer_interceptors(registry_token))

@@ -10,10 +10,12 @@ import grpc
 
 from orchestrator_svc import convert, validation
 from orchestrator_svc.access import require_lease_holder
+from orchestrator_svc.approvals import Approvals
 from orchestrator_svc.batches import Batches, Completion, Failure, Report, Started, StartItem
 from orchestrator_svc.dispatch import Dispatcher
 from orchestrator_svc.effects import Effects
 from orchestrator_svc.engine import ExecutionEngine
+from orchestrator_svc.watch import Watcher
 from orchestrator_svc.work import Worker, WorkSession, check_slots
 from orchestrator_svc.workflows import WorkflowStore
 from ossa.orchestrator.v1 import orchestrator_pb2 as pb
@@ -28,6 +30,7 @@ from ossa_runtime.http import ACCEPTED, CREATED, set_http_status
 log = logging.getLogger("ossa.orchestrator")
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_BATCH_START = 1000
+REASON_MAX = 1000  # characters of an approval decision's reason
 
 
 class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
@@ -41,6 +44,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         self.effects = effects
         self.dispatcher = dispatcher
         self.registry = registry
+        self.watcher = Watcher(engine, effects.hub)
+        self.approvals = Approvals(engine.pool, workflows)
 
     # Workflows ---------------------------------------------------------------------------------
 
@@ -77,8 +82,11 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         if workflow["status"] != "published":
             raise FailedPrecondition(f"workflow {workflow['id']} is {workflow['status']}: only published workflows run")
         definition = self.workflows.definition(workflow["id"], workflow["definition"])
+        roots = len(definition.roots())
+        if start.budget and roots > start.budget.get("max_tasks", roots):
+            raise InvalidArgument("budget.max_tasks", f"the workflow starts with {roots} tasks at once")
         return StartItem(workflow["id"], definition, start.context, start.priority, start.idempotency_key,
-                         tracing.current_ids())  # fmt: skip
+                         tracing.current_ids(), start.budget)  # fmt: skip
 
     async def StartExecution(self, request: pb.StartExecutionRequest, context: Context) -> pb.StartExecutionResponse:
         item = await self._start_item(validation.parse_start(request))
@@ -107,8 +115,18 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         return pb.StartExecutionsResponse(executions=[_started(s) for s in started])
 
     async def GetExecution(self, request: pb.GetExecutionRequest, context: Context) -> pb.GetExecutionResponse:
+        if request.wait or request.status_not:  # a long poll (orchestrator_svc/watch.py): never cached
+            execution = await self.watcher.long_poll(request)
+            await context.send_initial_metadata((("cache-control", "no-store"),))
+            return pb.GetExecutionResponse(execution=convert.execution(execution))
         row = await self.engine.get(validate.parse_uuid(request.execution_id, "execution_id"))
         return pb.GetExecutionResponse(execution=convert.execution(row))
+
+    async def WatchExecution(
+        self, request: pb.WatchExecutionRequest, context: Context
+    ) -> AsyncIterator[pb.WatchExecutionResponse]:
+        async for message in self.watcher.watch(request):
+            yield message
 
     async def ListExecutions(self, request: pb.ListExecutionsRequest, context: Context) -> pb.ListExecutionsResponse:
         workflow_id = validate.parse_uuid(request.workflow_id, "workflow_id") if request.workflow_id else None
@@ -131,6 +149,24 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     async def GetTask(self, request: pb.GetTaskRequest, context: Context) -> pb.GetTaskResponse:
         row, attempts = await self.engine.task(validate.parse_uuid(request.task_id, "task_id"))
         return pb.GetTaskResponse(task=convert.task(row, attempts))
+
+    async def _decide(self, task_id: str, reason: str, approved: bool) -> Any:
+        task_id = validate.parse_uuid(task_id, "task_id")
+        problems: list[FieldViolation] = []
+        validate.optional_text(reason, "reason", REASON_MAX, problems)  # no NUL: the decision is JSONB
+        if problems:
+            raise InvalidArgument(problems)
+        principal = current_principal()
+        who = principal.sub if principal is not None else "anonymous"
+        row, outcome = await self.approvals.decide(task_id, approved, who, reason)
+        self.effects.apply(outcome)
+        return convert.task(row)
+
+    async def ApproveTask(self, request: pb.ApproveTaskRequest, context: Context) -> pb.ApproveTaskResponse:
+        return pb.ApproveTaskResponse(task=await self._decide(request.task_id, request.reason, True))
+
+    async def RejectTask(self, request: pb.RejectTaskRequest, context: Context) -> pb.RejectTaskResponse:
+        return pb.RejectTaskResponse(task=await self._decide(request.task_id, request.reason, False))
 
     # Leases ------------------------------------------------------------------------------------
 
@@ -174,7 +210,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     async def CompleteTask(self, request: pb.CompleteTaskRequest, context: Context) -> pb.CompleteTaskResponse:
         task_id, token = validation.parse_token(request)
         await require_lease_holder(self.engine.pool, task_id, token)
-        done = await self.batches.completions.submit(Completion(task_id, token, validation.parse_output(request)))
+        output, cost = validation.parse_output(request), validation.parse_cost(request)
+        done = await self.batches.completions.submit(Completion(task_id, token, output, cost=cost))
         return pb.CompleteTaskResponse(execution_status=done.execution_status)  # type: ignore[arg-type]
 
     async def FailTask(self, request: pb.FailTaskRequest, context: Context) -> pb.FailTaskResponse:

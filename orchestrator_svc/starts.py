@@ -25,7 +25,8 @@ from ossa_runtime.errors import FailedPrecondition
 from ossa_runtime.tracing import new_span_id
 
 EXECUTION_COLUMNS = """id::text AS id, workflow_id::text AS workflow_id, status, started_at, completed_at,
-    context, results, error, retry_count, priority, trace_id, trace_parent_span_id, trace_span_id"""
+    context, results, error, retry_count, priority, trace_id, trace_parent_span_id, trace_span_id, budget,
+    spent_cost"""
 
 # Sync match: a root task handed straight to an idle agent of this process (the dispatcher reserved a
 # slot) is inserted already leased, with its first attempt, when PostgreSQL agrees: nothing of its
@@ -50,7 +51,9 @@ WITH y0 AS (
                             trace_parent_span_id, trace_span_id, step_count)
     SELECT x.id, x.workflow_id,
            CASE WHEN EXISTS (SELECT 1 FROM m JOIN y0 ON y0.id = m.id WHERE y0.execution_id = x.id)
-                THEN 'running' ELSE 'pending' END,
+                THEN 'running'
+                WHEN EXISTS (SELECT 1 FROM y0 WHERE y0.execution_id = x.id AND {newtasks.WAITS.format("y0")})
+                THEN 'waiting_approval' ELSE 'pending' END,
            x.context, x.priority, x.idempotency_key, x.trace_id, x.trace_parent_span_id, x.trace_span_id,
            x.step_count
       FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[], $4::int[], $5::text[], $6::text[], $7::text[],
@@ -64,7 +67,9 @@ WITH y0 AS (
     INSERT INTO tasks (id, execution_id, name, status, priority, input, timeout_seconds, capability, agent_type,
                        max_retries, lease_seconds, capability_query, routing_min_score, agent_id, attempt,
                        fencing_token, started_at, lease_expires_at, trace_span_id)
-    SELECT y0.id, y0.execution_id, y0.name, CASE WHEN m.id IS NULL THEN 'pending' ELSE 'assigned' END,
+    SELECT y0.id, y0.execution_id, y0.name,
+           CASE WHEN m.id IS NOT NULL THEN 'assigned' WHEN {newtasks.WAITS.format("y0")} THEN 'waiting_approval'
+                ELSE 'pending' END,
            y0.priority, y0.input, y0.timeout_seconds, y0.capability, y0.agent_type, y0.max_retries,
            y0.lease_seconds, y0.capability_query, y0.routing_min_score, m.agent,
            CASE WHEN m.id IS NULL THEN 0 ELSE 1 END, CASE WHEN m.id IS NULL THEN 0 ELSE 1 END,
@@ -95,6 +100,7 @@ class StartItem:
     priority: int | None
     idempotency_key: str | None
     trace: tuple[str, str] = ("", "")  # (trace_id, span_id) of the call that started it
+    budget: dict[str, float] | None = None  # orchestrator_svc/budgets.py
 
 
 @dataclass
@@ -132,6 +138,8 @@ def plan(item: StartItem) -> Started:
         "trace_parent_span_id": parent_span_id or None,
         "trace_span_id": new_span_id() if trace_id else None,
         "step_count": len(item.definition.steps),
+        "budget": item.budget,
+        "spent_cost": 0.0,
     }
     return Started(execution, [newtasks.new_task(execution, s, {}) for s in item.definition.roots()])
 
@@ -151,7 +159,7 @@ async def start_many(
     when PostgreSQL agrees); one result per plan, in order. `atomic`: a plan that cannot start fails
     the whole call (nothing is stored) instead of itself."""
     async with pool.acquire() as conn:
-        if not atomic:  # the statement is its own transaction
+        if not atomic and not any(p.execution["budget"] for p in plans):  # the statement is its own transaction
             return await _insert(conn, plans, reserved, quarantine, atomic)
         async with conn.transaction():
             return await _insert(conn, plans, reserved, quarantine, atomic)
@@ -169,6 +177,14 @@ async def _insert(conn: asyncpg.Connection, plans: list[Started], reserved: dict
     inserted = {r["id"] for r in rows if r["kind"] == "e"}
     missing = [p for p in plans if p.execution["id"] not in inserted]
     existing = await _existing(conn, [p.execution["idempotency_key"] for p in missing]) if missing else {}
+    budgeted = [p.execution for p in plans if p.execution["budget"] and p.execution["id"] in inserted]
+    if budgeted:  # in the statement's transaction: no task of theirs is leased before its budget holds
+        await conn.execute(
+            """UPDATE executions e SET budget = b.budget,
+                      deadline = e.started_at + make_interval(secs => (b.budget->>'max_seconds')::int)
+                 FROM unnest($1::uuid[], $2::jsonb[]) AS b(id, budget) WHERE e.id = b.id""",
+            [x["id"] for x in budgeted], [x["budget"] for x in budgeted],
+        )  # fmt: skip
     out = [_result(plan, inserted, by_id, existing) for plan in plans]
     if atomic:
         for result in out:
@@ -189,7 +205,7 @@ def _result(plan: Started, inserted: set[str], rows: dict[str, Any],
             task["enqueued_at"] = t["at"]
             if t["status"] == "assigned":
                 plan.leased.append(_lease(execution, task, t))
-            else:
+            elif t["status"] == "pending":  # not a gate waiting for a person
                 queued.append(task)
         plan.tasks = queued
         return plan

@@ -36,7 +36,8 @@ def queue_gauges(pool: asyncpg.Pool) -> metrics.SampledGauges:
     async def sample() -> Mapping[str, float]:
         row = await pool.fetchrow(
             """SELECT (SELECT count(*) FROM tasks WHERE status = 'pending') AS queued,
-                      (SELECT count(*) FROM executions WHERE status IN ('pending', 'running')) AS running"""
+                      (SELECT count(*) FROM executions
+                        WHERE status IN ('pending', 'running', 'waiting_approval')) AS running"""
         )
         return {metrics.QUEUE_SIZE: row["queued"], metrics.WORKFLOWS_RUNNING: row["running"]}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ NAME_MAX, DESCRIPTION_MAX, KEY_MAX, ERROR_MAX = 255, 4096, 255, 8192
 MAX_DEFINITION_BYTES = limits.DEFINITION_MAX_BYTES
 MAX_CONTEXT_BYTES = limits.CONTEXT_MAX_BYTES
 MAX_OUTPUT_BYTES = limits.OUTPUT_MAX_BYTES
+MAX_BUDGET_TASKS, MAX_BUDGET_SECONDS = 1_000_000, 30 * 24 * 3600
 
 WORKFLOW_STATUS = {v: k for k, v in pb.WorkflowStatus.Value.items() if v}
 EXECUTION_STATUS = {v: k for k, v in pb.ExecutionStatus.Value.items() if v}
@@ -38,6 +40,7 @@ class StartRequest:
     context: dict[str, Any]
     priority: int | None
     idempotency_key: str | None
+    budget: dict[str, float] | None = None
 
 
 def _raise(problems: list[FieldViolation]) -> None:
@@ -81,6 +84,7 @@ def parse_start(request: pb.StartExecutionRequest) -> StartRequest:
         problems.append(FieldViolation("priority", f"must be between 1 and 10, got {request.priority}"))
     validate.optional_text(request.idempotency_key, "idempotency_key", KEY_MAX, problems)
     context = validate.document(request.context, "context", problems, MAX_CONTEXT_BYTES)
+    budget = parse_budget(request, problems)
     _raise(problems)
     return StartRequest(
         workflow_id,
@@ -89,7 +93,37 @@ def parse_start(request: pb.StartExecutionRequest) -> StartRequest:
         context,
         request.priority or None,
         request.idempotency_key or None,
+        budget,
     )
+
+
+def parse_budget(request: pb.StartExecutionRequest, problems: list[FieldViolation]) -> dict[str, float] | None:
+    """The budget's bounds that are set (orchestrator_svc/budgets.py); None without a budget."""
+    if not request.HasField("budget"):
+        return None
+    b = request.budget
+    out: dict[str, float] = {}
+    if b.max_tasks < 0 or b.max_tasks > MAX_BUDGET_TASKS:
+        problems.append(FieldViolation("budget.max_tasks", f"must be between 1 and {MAX_BUDGET_TASKS}"))
+    elif b.max_tasks:
+        out["max_tasks"] = b.max_tasks
+    if b.max_seconds < 0 or b.max_seconds > MAX_BUDGET_SECONDS:
+        problems.append(FieldViolation("budget.max_seconds", f"must be between 1 and {MAX_BUDGET_SECONDS}"))
+    elif b.max_seconds:
+        out["max_seconds"] = b.max_seconds
+    if not math.isfinite(b.max_cost) or b.max_cost < 0:
+        problems.append(FieldViolation("budget.max_cost", "must be a positive number"))
+    elif b.max_cost:
+        out["max_cost"] = b.max_cost
+    if not out and not problems:
+        problems.append(FieldViolation("budget", "give max_tasks, max_seconds or max_cost (or no budget)"))
+    return out or None
+
+
+def parse_cost(request: pb.CompleteTaskRequest) -> float:
+    if not math.isfinite(request.cost) or request.cost < 0:
+        raise InvalidArgument("cost", f"must be a finite number of at least 0, got {request.cost!r}")
+    return request.cost
 
 
 def parse_page(request: Any) -> tuple[int, int]:

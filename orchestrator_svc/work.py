@@ -111,7 +111,7 @@ class WorkSession:
         batches = self.batches
         for c in request.completions:
             output = partial(validation.parse_output, c)
-            complete = partial(_complete, batches, output, agent)
+            complete = partial(_complete, batches, output, partial(validation.parse_cost, c), agent)
             self._report(pb.RECEIPT_KIND_COMPLETION, c, _completed, complete)
         for f in request.failures:
             fail = partial(_fail, batches, validation.parse_error(f), f.retryable, agent)
@@ -209,9 +209,9 @@ class WorkSession:
             await asyncio.gather(reader, return_exceptions=True)
 
 
-def _complete(batches: Batches, output: Callable[[], dict[str, Any]], agent: str | None, task_id: str,
-              token: int) -> asyncio.Future[Completed]:  # fmt: skip
-    return batches.completions.submit_nowait(Completion(task_id, token, output(), agent))
+def _complete(batches: Batches, output: Callable[[], dict[str, Any]], cost: Callable[[], float], agent: str | None,
+              task_id: str, token: int) -> asyncio.Future[Completed]:  # fmt: skip
+    return batches.completions.submit_nowait(Completion(task_id, token, output(), agent, cost()))
 
 
 def _fail(batches: Batches, error: str, retryable: bool, agent: str | None, task_id: str,

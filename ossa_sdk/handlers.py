@@ -19,6 +19,7 @@ import inspect
 import json
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ossa_sdk.errors import HandlerError, OutputError
@@ -101,6 +102,14 @@ async def invoke(handler: Handler, task_input: TaskInput) -> Any:
     if inspect.isawaitable(result):  # a plain function that returned a coroutine
         result = await result
     return result
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """A handler's output with what it cost (counted against the execution's budget.max_cost)."""
+
+    output: Any
+    cost: float = 0.0
 
 
 def to_output(value: Any) -> TaskOutput:

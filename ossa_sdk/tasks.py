@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,8 +25,8 @@ from opentelemetry import trace
 from ossa.orchestrator.v1 import orchestrator_pb2 as pb
 from ossa_runtime import tracing
 from ossa_sdk.backoff import Backoff
-from ossa_sdk.errors import PermanentError
-from ossa_sdk.handlers import Handler, TaskInput, describe, invoke, to_output
+from ossa_sdk.errors import OutputError, PermanentError
+from ossa_sdk.handlers import Handler, TaskInput, TaskResult, describe, invoke, to_output
 from ossa_sdk.receipts import COMPLETION, FAILURE, REJECTED, TRANSIENT, Kind, Report, Request, status, unary
 from ossa_sdk.receipts import describe as describe_receipt
 from ossa_sdk.renewals import Renewals
@@ -193,12 +194,17 @@ class TaskPool:
             if run.revoked is not None:
                 log.info("task %s finished after it was revoked (%s); not reporting it", run.task_id, run.revoked)
                 return
+            cost = 0.0
+            if isinstance(value, TaskResult):
+                value, cost = value.output, value.cost
             try:
                 output = to_output(value)
+                if not math.isfinite(cost) or cost < 0:
+                    raise OutputError(f"TaskResult.cost must be a finite number of at least 0, got {cost!r}")
             except PermanentError as err:
                 await self._fail(run, describe(err), retryable=False)
                 return
-            await self._complete(run, output)
+            await self._complete(run, output, cost)
         finally:
             run.work.cancel()  # no-op unless this task itself was cancelled first
             self.renewals.discard(run)
@@ -208,11 +214,11 @@ class TaskPool:
                 run.span.set_attribute("ossa.revoked", run.revoked)
             run.span.end()
 
-    async def _complete(self, run: Run, output: dict[str, Any]) -> None:
+    async def _complete(self, run: Run, output: dict[str, Any], cost: float = 0.0) -> None:
         struct = struct_pb2.Struct()
         struct.update(output)
         request = pb.CompleteTaskRequest(
-            task_id=run.task_id, fencing_token=run.token, output=struct, traceparent=_traceparent(run.span)
+            task_id=run.task_id, fencing_token=run.token, output=struct, traceparent=_traceparent(run.span), cost=cost
         )
         if await self._report("CompleteTask", run, COMPLETION, request) is not None:
             # Logged only once the orchestrator acknowledged it (after its COMMIT): benchmarks/faults.py

@@ -2,7 +2,8 @@
 
 - `ossa_search.embedders`: the `Embedder` protocol and `fit()` (zero-padding a normalised vector
   to a collection's dimension keeps cosine similarity exact) in `base`, the `local` and `openai`
-  backends, and `load_embedder(settings)` in `factory`.
+  backends, the query cache (`cache`) and micro-batcher (`batch`), and `load_embedder(settings)`
+  in `factory`.
 - `ossa_search.stores`: the spec's collections, `Point`/`Hit`/`Filter` and the `VectorStore`
   protocol in `base`, the `edge` (embedded qdrant-edge shards) and `client` (a Qdrant server)
   backends, and `open_store(settings)` in `factory`.

@@ -15,6 +15,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from ossa_runtime import keys
+from registry_svc.groups import Group
 
 # One round trip per beat: refresh heartbeat + status only if the agent is registered.
 # KEYS: registry set, heartbeat key, status key, info hash. ARGV: id, timestamp, status, ttl, load.
@@ -32,17 +33,24 @@ class Presence:
         self.redis = redis
         self.ttl = heartbeat_ttl
         self._beat = redis.register_script(_BEAT)
+        # Agents registered together are published together: one MULTI/EXEC for the batch.
+        self.registers: Group[dict[str, Any], None] = Group("publish", self._register_many)
 
     async def register(self, row: dict[str, Any]) -> None:
-        agent_id = row["id"]
-        beat = row["last_heartbeat"]
+        await self.registers.submit(row)
+
+    async def _register_many(self, rows: list[dict[str, Any]]) -> list[BaseException | None]:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(keys.AGENTS_REGISTRY, agent_id)
-            pipe.hset(keys.agent_info(agent_id), mapping=_info(row))  # type: ignore[arg-type]
-            pipe.set(keys.agent_status(agent_id), row["status"])
-            if beat is not None:
-                pipe.set(keys.agent_heartbeat(agent_id), beat.isoformat(), ex=self.ttl)
+            for row in rows:
+                agent_id = row["id"]
+                beat = row["last_heartbeat"]
+                pipe.sadd(keys.AGENTS_REGISTRY, agent_id)
+                pipe.hset(keys.agent_info(agent_id), mapping=_info(row))  # type: ignore[arg-type]
+                pipe.set(keys.agent_status(agent_id), row["status"])
+                if beat is not None:
+                    pipe.set(keys.agent_heartbeat(agent_id), beat.isoformat(), ex=self.ttl)
             await pipe.execute()
+        return [None] * len(rows)
 
     async def unregister(self, agent_id: str) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:

@@ -18,6 +18,7 @@ from ossa_runtime.http import CREATED, NO_CONTENT, set_http_status
 from ossa_runtime.messages import agent_from_row, timestamp
 from ossa_runtime.settings import Settings
 from registry_svc import validation
+from registry_svc.cards import agent_card
 from registry_svc.heartbeats import HeartbeatWriter
 from registry_svc.presence import Presence
 from registry_svc.store import AgentStore, row_to_dict
@@ -55,6 +56,10 @@ class AgentRegistryServicer(registry_pb2_grpc.AgentRegistryServiceServicer):
     async def GetAgent(self, request: pb.GetAgentRequest, context: Context) -> pb.GetAgentResponse:
         row = await self.store.get(validation.parse_agent_id(request.agent_id))
         return pb.GetAgentResponse(agent=agent_from_row(row))
+
+    async def GetAgentCard(self, request: pb.GetAgentCardRequest, context: Context) -> pb.GetAgentCardResponse:
+        row = await self.store.get(validation.parse_agent_id(request.agent_id))
+        return pb.GetAgentCardResponse(card=agent_card(self.settings, agent_from_row(row)))
 
     async def DeleteAgent(self, request: pb.DeleteAgentRequest, context: Context) -> pb.DeleteAgentResponse:
         agent_id = validation.parse_agent_id(request.agent_id)

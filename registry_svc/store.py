@@ -1,4 +1,10 @@
-"""The registry's SQL: agents in PostgreSQL, the system of record."""
+"""The registry's SQL: agents in PostgreSQL, the system of record.
+
+Registrations that arrive together are inserted together (registry_svc.groups): one INSERT of
+many rows, one commit, `ON CONFLICT (name) DO NOTHING` so that a taken name fails its own
+registration only (ALREADY_EXISTS), never its batch. A batch the database refuses for another
+reason is retried row by row, so each caller gets its own error.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from ossa_runtime.errors import AlreadyExists, FailedPrecondition, NotFound
+from registry_svc.groups import Group
 from registry_svc.validation import AgentFilter, NewAgent
 
 Row: TypeAlias = Any  # asyncpg.Record
@@ -21,9 +28,48 @@ _COLUMNS = (
 class AgentStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+        self.creates: Group[NewAgent, Row] = Group("register", self._create_many)
 
     async def create(self, agent: NewAgent) -> Row:
-        """Insert an agent; registration counts as its first sign of life."""
+        """Insert an agent (sharing the INSERT with concurrent registrations); registration counts
+        as its first sign of life."""
+        return await self.creates.submit(agent)
+
+    async def _create_many(self, agents: list[NewAgent]) -> list[Row | BaseException]:
+        if len(agents) == 1:
+            return [await self._create_one(agents[0])]
+        try:
+            rows = await self.pool.fetch(
+                f"""INSERT INTO agents (name, type, version, capabilities, config, metadata, last_heartbeat)
+                    SELECT n, t, v, c, g, m, CURRENT_TIMESTAMP
+                      FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::jsonb[])
+                           WITH ORDINALITY AS x(n, t, v, c, g, m, i)
+                     ORDER BY i
+                    ON CONFLICT (name) DO NOTHING
+                    RETURNING {_COLUMNS}""",
+                [a.name for a in agents],
+                [a.type for a in agents],
+                [a.version for a in agents],
+                [a.capabilities for a in agents],
+                [a.config for a in agents],
+                [a.metadata for a in agents],
+            )
+        except (asyncpg.PostgresError, ValueError, TypeError):  # not a name clash: each row on its own
+            return [await self._create_one_caught(a) for a in agents]
+        by_name = {r["name"]: r for r in rows}
+        out: list[Row | BaseException] = []
+        for agent in agents:
+            row = by_name.pop(agent.name, None)  # the first of two equal names in one batch wins
+            out.append(row if row is not None else _taken(agent.name))
+        return out
+
+    async def _create_one_caught(self, agent: NewAgent) -> Row | BaseException:
+        try:
+            return await self._create_one(agent)
+        except Exception as err:
+            return err
+
+    async def _create_one(self, agent: NewAgent) -> Row:
         try:
             row: Row = await self.pool.fetchrow(
                 f"""INSERT INTO agents (name, type, version, capabilities, config, metadata, last_heartbeat)
@@ -37,7 +83,7 @@ class AgentStore:
                 agent.metadata,
             )
         except asyncpg.UniqueViolationError:
-            raise AlreadyExists(f"an agent named {agent.name!r} already exists") from None
+            raise _taken(agent.name) from None
         return row
 
     async def get(self, agent_id: str) -> Row:
@@ -107,6 +153,10 @@ class AgentStore:
             float(silent_seconds),
         )
         return [r["id"] for r in rows]
+
+
+def _taken(name: str) -> AlreadyExists:
+    return AlreadyExists(f"an agent named {name!r} already exists")
 
 
 def row_to_dict(row: Row) -> dict[str, Any]:

@@ -4,7 +4,9 @@ The loop claims a batch of `search_outbox` rows, re-reads each entity's current 
 order and number of changes to one entity do not matter: the last state wins), upserts or deletes
 its point, and only then deletes the rows. A failed write leaves its rows, with the error and a
 doubling backoff, to be retried; nothing is lost while the vector store is down. The loop wakes on
-the triggers' NOTIFY and polls every `poll_seconds` besides (retries come due, a lost LISTEN).
+the triggers' NOTIFY (then lingers `linger` seconds so that a stream of single inserts becomes
+batches of up to `batch` rows) and polls every `poll_seconds` besides (retries come due, a lost
+LISTEN).
 
 A rebuild clears collections and re-embeds everything from PostgreSQL, under the same lock as the
 loop's batches; it also runs at start-up for any collection that is empty while PostgreSQL has
@@ -21,6 +23,7 @@ from typing import Any
 
 import asyncpg
 
+from search_svc.background import BackgroundEmbedder
 from search_svc.documents import (
     AGENTS,
     COLLECTION_OF_KIND,
@@ -44,17 +47,30 @@ BUILDERS: dict[str, Callable[[Any], Document]] = {
     KNOWLEDGE: chunk_document,
 }
 ALL_COLLECTIONS = (AGENTS, WORKFLOWS, KNOWLEDGE)
+LINGER_SECONDS = 0.05  # after a NOTIFY, wait this long for more changes before claiming
 
 
 class Indexer:
     def __init__(
-        self, sources: Sources, outbox: Outbox, index: VectorIndex, *, poll_seconds: float, batch: int
+        self,
+        sources: Sources,
+        outbox: Outbox,
+        index: VectorIndex,
+        *,
+        poll_seconds: float,
+        batch: int,
+        linger: float = LINGER_SECONDS,
+        background: BackgroundEmbedder | None = None,
     ) -> None:
         self.sources = sources
         self.outbox = outbox
         self.index = index
+        # Writes embed on the low-priority threads; searches keep `index` (and its threads).
+        self.background = background or BackgroundEmbedder(index.embedder)
+        self.writes = VectorIndex(index.store, self.background)
         self.poll_seconds = poll_seconds
         self.batch = batch
+        self.linger = linger
         self._lock = asyncio.Lock()  # outbox batches and rebuilds never interleave
         self._wake = asyncio.Event()
         self._stopping = False
@@ -73,15 +89,15 @@ class Indexer:
         ids = sorted({c.entity_id for c in changes})
         rows = await (self.sources.agents(ids) if kind == "agent" else self.sources.workflows(ids))
         found = {r["id"] for r in rows}
-        await self.index.put(collection, [BUILDERS[collection](r) for r in rows])
-        await self.index.remove(collection, [i for i in ids if i not in found])
+        await self.writes.put(collection, [BUILDERS[collection](r) for r in rows])
+        await self.writes.remove(collection, [i for i in ids if i not in found])
 
     async def _apply_knowledge(self, changes: Sequence[Change]) -> None:
         gone = [c for c in changes if c.op == "delete"]
         added = sorted({c.entity_id for c in changes if c.op != "delete"} - {c.entity_id for c in gone})
         rows = await self.sources.chunks_of(added) if added else []
-        await self.index.put(KNOWLEDGE, [chunk_document(r) for r in rows])
-        await self.index.remove(KNOWLEDGE, [chunk_id(c.entity_id, i) for c in gone for i in range(c.chunk_count or 0)])
+        await self.writes.put(KNOWLEDGE, [chunk_document(r) for r in rows])
+        await self.writes.remove(KNOWLEDGE, [chunk_id(c.entity_id, i) for c in gone for i in range(c.chunk_count or 0)])
 
     async def process(self, changes: Sequence[Change]) -> int:
         """Apply claimed changes kind by kind; returns how many were applied (the rest are retried)."""
@@ -120,6 +136,10 @@ class Indexer:
             return False  # the loop has it
         return await self.process([change]) == 1
 
+    async def backlog(self) -> int:
+        """Changes not yet in the vector store (the `ossa_search_index_backlog` gauge)."""
+        return await self.outbox.pending()
+
     # Rebuilding ---------------------------------------------------------------------------------
 
     async def rebuild(self, collections: Iterable[str] = ALL_COLLECTIONS) -> dict[str, int]:
@@ -129,7 +149,7 @@ class Indexer:
                 await self.index.store.clear(collection)
                 count = 0
                 async for rows in self.sources.scan(collection, REBUILD_BATCH):
-                    await self.index.put(collection, [BUILDERS[collection](r) for r in rows])
+                    await self.writes.put(collection, [BUILDERS[collection](r) for r in rows])
                     count += len(rows)
                 counts[collection] = count
                 log.info("collection rebuilt", extra={"metadata": {"collection": collection, "points": count}})
@@ -204,6 +224,8 @@ class Indexer:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_seconds):
                     await self._wake.wait()
+                    if self.linger > 0 and not self._stopping:
+                        await asyncio.sleep(self.linger)  # let more NOTIFYs arrive: one batch for many
 
     def start(self) -> None:
         if self._task is None:
@@ -221,3 +243,4 @@ class Indexer:
             task.cancel()
         await asyncio.gather(*self._rebuilds, return_exceptions=True)
         await self._unlisten()
+        await self.background.close()

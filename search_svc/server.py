@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ossa.search.v1 import search_pb2, search_pb2_grpc
-from ossa_runtime import tls
+from ossa_runtime import metrics, tls
 from ossa_runtime.auth.interceptor import AuthInterceptor
 from ossa_runtime.db import create_pool
 from ossa_runtime.health import datastore_watch
@@ -100,6 +100,11 @@ async def build_service(
         search_pb2_grpc.add_SearchServiceServicer_to_server,
         SearchServicer(sources, index, indexer, KnowledgeStore(pool), snapshot_dir(settings)),
     )
+
+    async def sample_backlog() -> dict[str, float]:
+        return {metrics.SEARCH_INDEX_BACKLOG: await indexer.backlog()}
+
+    host.metrics.add_gauges(metrics.SampledGauges([metrics.SEARCH_INDEX_BACKLOG], sample_backlog))
     watch = datastore_watch(host.set_serving, pool, redis, settings)
 
     async def close() -> None:

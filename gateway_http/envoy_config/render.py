@@ -18,10 +18,12 @@ from importlib.resources import files
 from pathlib import Path
 from string import Template
 
+import yaml
 from google.api import annotations_pb2  # type: ignore[import-untyped]
 from google.protobuf import descriptor_pb2
 
 from gateway_http.envoy_config.addresses import cluster_type, loopback
+from gateway_http.envoy_config.cache import add_rest_cache
 from gateway_http.envoy_config.console_routes import render_console
 from gateway_http.envoy_config.tls import listener_transport_socket, upstream_transport_socket
 from gateway_http.envoy_config.tracing import access_trace_id, collector_cluster, hcm_tracing
@@ -32,6 +34,9 @@ CONFIG_NAME = "envoy.yaml"
 DESCRIPTOR_NAME = "ossa.binpb"
 OPENAPI_NAME = "openapi.json"
 LUA_NAME = "status.lua"
+RENDERED_HEADER = (
+    "# Rendered by gateway_http/envoy_config/render.py from envoy/envoy.yaml (see its comments); do not edit.\n"
+)
 
 # Upstream clusters by the second component of a proto package (ossa.<cluster>.v1).
 CLUSTERS = ("registry", "gateway", "orchestrator", "monitoring", "search")
@@ -40,7 +45,10 @@ CLUSTER_OF_PACKAGE = {"auth": "gateway"}
 # Upstream response timeout for unary calls (REST and gRPC alike); streaming methods have none.
 UNARY_TIMEOUT = "15s"
 # Unary methods that may take longer, by path (each gets its own route with this timeout).
-SLOW_METHODS = {"/ossa.search.v1.SearchService/Reindex": "600s"}
+SLOW_METHODS = {
+    "/ossa.search.v1.SearchService/Reindex": "600s",
+    "/ossa.orchestrator.v1.OrchestratorService/GetExecution": "75s",  # ?wait= long polls (at most 60 s)
+}
 CONNECT_TIMEOUT = "1s"
 # Retried only when the request cannot have reached the service (same as the template's routes).
 RETRY_POLICY = {"retry_on": "connect-failure,refused-stream", "num_retries": 2}
@@ -354,6 +362,9 @@ def render_envoy_config(
         "collector_cluster": collector_cluster(settings),
     }
     text = _substitute(template_dir.joinpath(CONFIG_NAME).read_text("utf-8"), values, blocks)
+    # The REST read cache and its internal origin listener (gateway_http/envoy_config/cache.py).
+    config = add_rest_cache(yaml.safe_load(text), descriptor, timeout=UNARY_TIMEOUT)
+    text = RENDERED_HEADER + yaml.safe_dump(config, sort_keys=False, width=1000)
     config_path = out_dir / CONFIG_NAME
     _write_if_changed(config_path, text.encode("utf-8"))
     return config_path

@@ -48,9 +48,19 @@ class Authenticator:
             self.attach(redis, pool)
 
     def attach(self, redis: aioredis.Redis, pool: Any = None) -> None:
-        """Check revocations in `redis`, backed by PostgreSQL through `pool`."""
+        """Check revocations in `redis`, backed by PostgreSQL through `pool`, following the other
+        processes' revocations as they happen (RevocationStore.listen, from the first checked
+        call; `aclose()` stops it)."""
         if self.verifier is not None:
-            self.verifier.revocations = RevocationStore(redis, pool, self.settings.auth_revocation_cache_seconds)
+            store = RevocationStore(redis, pool, self.settings.auth_revocation_cache_seconds)
+            store.listen()
+            self.verifier.revocations = store
+
+    async def aclose(self) -> None:
+        """Stop following revocations (before the Redis client is closed)."""
+        store = self.verifier.revocations if self.verifier is not None else None
+        if store is not None:
+            await store.aclose()
 
     async def authorize(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> tuple[Principal | None, str]:
         """The caller and its raw token; (None, "") when no token is needed."""
@@ -92,6 +102,10 @@ class AuthInterceptor(ScopedInterceptor):
         """Check revocations in `redis`/`pool` (services build the interceptor before connecting,
         so a missing JWT key fails before anything is opened)."""
         self.auth.attach(redis, pool)
+
+    async def aclose(self) -> None:
+        """Stop the revocation listener; ServiceHost calls it once the server has stopped."""
+        await self.auth.aclose()
 
     def covers(self, method: str) -> bool:
         return self.auth.verifier is not None and required_permission(method) != PUBLIC

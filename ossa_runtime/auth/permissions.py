@@ -55,6 +55,7 @@ RPC_PERMISSIONS: Final[dict[str, str]] = {
     _REGISTRY + "CreateAgent": AGENT_WRITE,
     _REGISTRY + "ListAgents": AGENT_READ,
     _REGISTRY + "GetAgent": AGENT_READ,
+    _REGISTRY + "GetAgentCard": AGENT_READ,
     _REGISTRY + "DeleteAgent": AGENT_DELETE,
     _REGISTRY + "Heartbeat": AGENT_WRITE,  # an agent token may beat only as itself (object level)
     # Orchestrator: workflow definitions
@@ -67,10 +68,13 @@ RPC_PERMISSIONS: Final[dict[str, str]] = {
     _ORCHESTRATOR + "StartExecution": WORKFLOW_EXECUTE,
     _ORCHESTRATOR + "StartExecutions": WORKFLOW_EXECUTE,
     _ORCHESTRATOR + "GetExecution": WORKFLOW_READ,
+    _ORCHESTRATOR + "WatchExecution": WORKFLOW_READ,
     _ORCHESTRATOR + "ListExecutions": WORKFLOW_READ,
     _ORCHESTRATOR + "CancelExecution": WORKFLOW_EXECUTE,
     _ORCHESTRATOR + "ListExecutionTasks": WORKFLOW_READ,
     _ORCHESTRATOR + "GetTask": WORKFLOW_READ,
+    _ORCHESTRATOR + "ApproveTask": WORKFLOW_EXECUTE,  # a person's decision on an approval gate
+    _ORCHESTRATOR + "RejectTask": WORKFLOW_EXECUTE,
     # Orchestrator: the agents' side (leases); an agent token acts only as itself (object level)
     _ORCHESTRATOR + "Work": WORKFLOW_EXECUTE,
     _ORCHESTRATOR + "RenewLease": WORKFLOW_EXECUTE,
@@ -82,6 +86,8 @@ RPC_PERMISSIONS: Final[dict[str, str]] = {
     _MONITORING + "QueryMetrics": METRICS_READ,
     # Gateway: the aggregated health report is public like every health check
     _GATEWAY + "GetHealth": PUBLIC,
+    # A2A discovery: the platform's agent card at /.well-known/agent-card.json is public, as A2A expects
+    _GATEWAY + "GetPlatformCard": PUBLIC,
     # Semantic search: reading follows what is searched; the knowledge base is workflow material
     _SEARCH + "SearchAgents": AGENT_READ,
     _SEARCH + "SearchWorkflows": WORKFLOW_READ,

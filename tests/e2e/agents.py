@@ -38,11 +38,13 @@ def admin_token(platform: Platform) -> str:
 
 
 class AgentProcess:
-    def __init__(self, platform: Platform, log_dir: Path, capability: str, handler: str, slots: int = 1) -> None:
-        self.name = f"{handler}-{secrets.token_hex(3)}"
+    def __init__(
+        self, platform: Platform, log_dir: Path, capability: str, handler: str, slots: int = 1, type: str = "worker"
+    ) -> None:
+        self.name = f"{handler.rsplit(':', 1)[-1]}-{secrets.token_hex(3)}"
         self.log = log_dir / f"agent-{self.name}.log"
         argv = [
-            ossa_executable(), "agent", "serve", "--name", self.name, "--type", "worker",
+            ossa_executable(), "agent", "serve", "--name", self.name, "--type", type,
             "--capability", capability, "--handler", handler, "--slots", str(slots), "--gateway", platform.gateway,
         ]  # fmt: skip
         # An agent token naming this agent (by name), like `ossa token create --type agent --sub NAME`.
@@ -68,8 +70,8 @@ class AgentProcess:
 
 
 @contextmanager
-def agents(platform: Platform, log_dir: Path, *specs: tuple[str, str, int]) -> Iterator[list[AgentProcess]]:
-    """Start one agent per (capability, handler, slots); stop them all afterwards."""
+def agents(platform: Platform, log_dir: Path, *specs: tuple[Any, ...]) -> Iterator[list[AgentProcess]]:
+    """Start one agent per (capability, handler, slots[, type]); stop them all afterwards."""
     started = [AgentProcess(platform, log_dir, *spec) for spec in specs]
     try:
         yield started

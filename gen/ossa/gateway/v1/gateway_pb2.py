@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from ossa.registry.v1 import card_pb2 as ossa_dot_registry_dot_v1_dot_card__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dossa/gateway/v1/gateway.proto\x12\x0fossa.gateway.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"W\n\x0bHealthState\"H\n\x05Value\x12\x15\n\x11state_unspecified\x10\x00\x12\x0b\n\x07healthy\x10\x01\x12\r\n\tunhealthy\x10\x02\x12\x0c\n\x08\x64isabled\x10\x03\"\xc5\x01\n\x0f\x43omponentHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x31\n\x05state\x18\x03 \x01(\x0e\x32\".ossa.gateway.v1.HealthState.Value\x12\x0e\n\x06target\x18\x04 \x01(\t\x12\x12\n\nlatency_ms\x18\x05 \x01(\x01\x12\x0f\n\x07message\x18\x06 \x01(\t\x12.\n\nchecked_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x12\n\x10GetHealthRequest\"\xbe\x01\n\x11GetHealthResponse\x12\x32\n\x06status\x18\x01 \x01(\x0e\x32\".ossa.gateway.v1.HealthState.Value\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x34\n\ncomponents\x18\x03 \x03(\x0b\x32 .ossa.gateway.v1.ComponentHealth\x12.\n\nchecked_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2|\n\x0eGatewayService\x12j\n\tGetHealth\x12!.ossa.gateway.v1.GetHealthRequest\x1a\".ossa.gateway.v1.GetHealthResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/healthb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dossa/gateway/v1/gateway.proto\x12\x0fossa.gateway.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bossa/registry/v1/card.proto\"W\n\x0bHealthState\"H\n\x05Value\x12\x15\n\x11state_unspecified\x10\x00\x12\x0b\n\x07healthy\x10\x01\x12\r\n\tunhealthy\x10\x02\x12\x0c\n\x08\x64isabled\x10\x03\"\xc5\x01\n\x0f\x43omponentHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x31\n\x05state\x18\x03 \x01(\x0e\x32\".ossa.gateway.v1.HealthState.Value\x12\x0e\n\x06target\x18\x04 \x01(\t\x12\x12\n\nlatency_ms\x18\x05 \x01(\x01\x12\x0f\n\x07message\x18\x06 \x01(\t\x12.\n\nchecked_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x12\n\x10GetHealthRequest\"\xbe\x01\n\x11GetHealthResponse\x12\x32\n\x06status\x18\x01 \x01(\x0e\x32\".ossa.gateway.v1.HealthState.Value\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x34\n\ncomponents\x18\x03 \x03(\x0b\x32 .ossa.gateway.v1.ComponentHealth\x12.\n\nchecked_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x18\n\x16GetPlatformCardRequest\"D\n\x17GetPlatformCardResponse\x12)\n\x04\x63\x61rd\x18\x01 \x01(\x0b\x32\x1b.ossa.registry.v1.AgentCard2\x8f\x02\n\x0eGatewayService\x12j\n\tGetHealth\x12!.ossa.gateway.v1.GetHealthRequest\x1a\".ossa.gateway.v1.GetHealthResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/health\x12\x90\x01\n\x0fGetPlatformCard\x12\'.ossa.gateway.v1.GetPlatformCardRequest\x1a(.ossa.gateway.v1.GetPlatformCardResponse\"*\x82\xd3\xe4\x93\x02$\x12\x1c/.well-known/agent-card.jsonb\x04\x63\x61rdb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,16 +36,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GATEWAYSERVICE'].methods_by_name['GetHealth']._loaded_options = None
   _globals['_GATEWAYSERVICE'].methods_by_name['GetHealth']._serialized_options = b'\202\323\344\223\002\020\022\016/api/v1/health'
-  _globals['_HEALTHSTATE']._serialized_start=113
-  _globals['_HEALTHSTATE']._serialized_end=200
-  _globals['_HEALTHSTATE_VALUE']._serialized_start=128
-  _globals['_HEALTHSTATE_VALUE']._serialized_end=200
-  _globals['_COMPONENTHEALTH']._serialized_start=203
-  _globals['_COMPONENTHEALTH']._serialized_end=400
-  _globals['_GETHEALTHREQUEST']._serialized_start=402
-  _globals['_GETHEALTHREQUEST']._serialized_end=420
-  _globals['_GETHEALTHRESPONSE']._serialized_start=423
-  _globals['_GETHEALTHRESPONSE']._serialized_end=613
-  _globals['_GATEWAYSERVICE']._serialized_start=615
-  _globals['_GATEWAYSERVICE']._serialized_end=739
+  _globals['_GATEWAYSERVICE'].methods_by_name['GetPlatformCard']._loaded_options = None
+  _globals['_GATEWAYSERVICE'].methods_by_name['GetPlatformCard']._serialized_options = b'\202\323\344\223\002$\022\034/.well-known/agent-card.jsonb\004card'
+  _globals['_HEALTHSTATE']._serialized_start=142
+  _globals['_HEALTHSTATE']._serialized_end=229
+  _globals['_HEALTHSTATE_VALUE']._serialized_start=157
+  _globals['_HEALTHSTATE_VALUE']._serialized_end=229
+  _globals['_COMPONENTHEALTH']._serialized_start=232
+  _globals['_COMPONENTHEALTH']._serialized_end=429
+  _globals['_GETHEALTHREQUEST']._serialized_start=431
+  _globals['_GETHEALTHREQUEST']._serialized_end=449
+  _globals['_GETHEALTHRESPONSE']._serialized_start=452
+  _globals['_GETHEALTHRESPONSE']._serialized_end=642
+  _globals['_GETPLATFORMCARDREQUEST']._serialized_start=644
+  _globals['_GETPLATFORMCARDREQUEST']._serialized_end=668
+  _globals['_GETPLATFORMCARDRESPONSE']._serialized_start=670
+  _globals['_GETPLATFORMCARDRESPONSE']._serialized_end=738
+  _globals['_GATEWAYSERVICE']._serialized_start=741
+  _globals['_GATEWAYSERVICE']._serialized_end=1012
 # @@protoc_insertion_point(module_scope)

@@ -40,6 +40,11 @@ class GatewayServiceStub:
                 request_serializer=ossa_dot_gateway_dot_v1_dot_gateway__pb2.GetHealthRequest.SerializeToString,
                 response_deserializer=ossa_dot_gateway_dot_v1_dot_gateway__pb2.GetHealthResponse.FromString,
                 _registered_method=True)
+        self.GetPlatformCard = channel.unary_unary(
+                '/ossa.gateway.v1.GatewayService/GetPlatformCard',
+                request_serializer=ossa_dot_gateway_dot_v1_dot_gateway__pb2.GetPlatformCardRequest.SerializeToString,
+                response_deserializer=ossa_dot_gateway_dot_v1_dot_gateway__pb2.GetPlatformCardResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -53,6 +58,13 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPlatformCard(self, request, context):
+        """GetPlatformCard returns the platform's own A2A agent card, at the well-known discovery path.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -60,6 +72,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.GetHealth,
                     request_deserializer=ossa_dot_gateway_dot_v1_dot_gateway__pb2.GetHealthRequest.FromString,
                     response_serializer=ossa_dot_gateway_dot_v1_dot_gateway__pb2.GetHealthResponse.SerializeToString,
+            ),
+            'GetPlatformCard': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPlatformCard,
+                    request_deserializer=ossa_dot_gateway_dot_v1_dot_gateway__pb2.GetPlatformCardRequest.FromString,
+                    response_serializer=ossa_dot_gateway_dot_v1_dot_gateway__pb2.GetPlatformCardResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -90,6 +107,33 @@ class GatewayService:
             '/ossa.gateway.v1.GatewayService/GetHealth',
             ossa_dot_gateway_dot_v1_dot_gateway__pb2.GetHealthRequest.SerializeToString,
             ossa_dot_gateway_dot_v1_dot_gateway__pb2.GetHealthResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPlatformCard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ossa.gateway.v1.GatewayService/GetPlatformCard',
+            ossa_dot_gateway_dot_v1_dot_gateway__pb2.GetPlatformCardRequest.SerializeToString,
+            ossa_dot_gateway_dot_v1_dot_gateway__pb2.GetPlatformCardResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,12 +47,14 @@ class ExecutionStatus(_message.Message):
         completed: _ClassVar[ExecutionStatus.Value]
         failed: _ClassVar[ExecutionStatus.Value]
         cancelled: _ClassVar[ExecutionStatus.Value]
+        waiting_approval: _ClassVar[ExecutionStatus.Value]
     execution_status_unspecified: ExecutionStatus.Value
     pending: ExecutionStatus.Value
     running: ExecutionStatus.Value
     completed: ExecutionStatus.Value
     failed: ExecutionStatus.Value
     cancelled: ExecutionStatus.Value
+    waiting_approval: ExecutionStatus.Value
     def __init__(self) -> None: ...
 
 class TaskStatus(_message.Message):
@@ -65,12 +67,14 @@ class TaskStatus(_message.Message):
         running: _ClassVar[TaskStatus.Value]
         completed: _ClassVar[TaskStatus.Value]
         failed: _ClassVar[TaskStatus.Value]
+        waiting_approval: _ClassVar[TaskStatus.Value]
     task_status_unspecified: TaskStatus.Value
     pending: TaskStatus.Value
     assigned: TaskStatus.Value
     running: TaskStatus.Value
     completed: TaskStatus.Value
     failed: TaskStatus.Value
+    waiting_approval: TaskStatus.Value
     def __init__(self) -> None: ...
 
 class Workflow(_message.Message):
@@ -94,7 +98,7 @@ class Workflow(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., description: _Optional[str] = ..., definition: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., status: _Optional[_Union[WorkflowStatus.Value, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Execution(_message.Message):
-    __slots__ = ("id", "workflow_id", "status", "started_at", "completed_at", "context", "results", "error", "retry_count", "priority", "trace_id")
+    __slots__ = ("id", "workflow_id", "status", "started_at", "completed_at", "context", "results", "error", "retry_count", "priority", "trace_id", "budget", "spent_cost")
     ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +110,8 @@ class Execution(_message.Message):
     RETRY_COUNT_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    SPENT_COST_FIELD_NUMBER: _ClassVar[int]
     id: str
     workflow_id: str
     status: ExecutionStatus.Value
@@ -117,7 +123,9 @@ class Execution(_message.Message):
     retry_count: int
     priority: int
     trace_id: str
-    def __init__(self, id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus.Value, str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., results: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., retry_count: _Optional[int] = ..., priority: _Optional[int] = ..., trace_id: _Optional[str] = ...) -> None: ...
+    budget: Budget
+    spent_cost: float
+    def __init__(self, id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus.Value, str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., results: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., retry_count: _Optional[int] = ..., priority: _Optional[int] = ..., trace_id: _Optional[str] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., spent_cost: _Optional[float] = ...) -> None: ...
 
 class TaskAttempt(_message.Message):
     __slots__ = ("attempt", "agent_id", "fencing_token", "outcome", "error", "started_at", "finished_at", "late_results")
@@ -262,20 +270,32 @@ class DeprecateWorkflowResponse(_message.Message):
     def __init__(self, workflow: _Optional[_Union[Workflow, _Mapping]] = ...) -> None: ...
 
 class StartExecutionRequest(_message.Message):
-    __slots__ = ("workflow_id", "workflow_name", "workflow_version", "context", "priority", "idempotency_key")
+    __slots__ = ("workflow_id", "workflow_name", "workflow_version", "context", "priority", "idempotency_key", "budget")
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_VERSION_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
     workflow_id: str
     workflow_name: str
     workflow_version: str
     context: _struct_pb2.Struct
     priority: int
     idempotency_key: str
-    def __init__(self, workflow_id: _Optional[str] = ..., workflow_name: _Optional[str] = ..., workflow_version: _Optional[str] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    budget: Budget
+    def __init__(self, workflow_id: _Optional[str] = ..., workflow_name: _Optional[str] = ..., workflow_version: _Optional[str] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ...) -> None: ...
+
+class Budget(_message.Message):
+    __slots__ = ("max_tasks", "max_seconds", "max_cost")
+    MAX_TASKS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_COST_FIELD_NUMBER: _ClassVar[int]
+    max_tasks: int
+    max_seconds: int
+    max_cost: float
+    def __init__(self, max_tasks: _Optional[int] = ..., max_seconds: _Optional[int] = ..., max_cost: _Optional[float] = ...) -> None: ...
 
 class StartExecutionResponse(_message.Message):
     __slots__ = ("execution_id", "workflow_id", "status", "started_at")
@@ -302,16 +322,36 @@ class StartExecutionsResponse(_message.Message):
     def __init__(self, executions: _Optional[_Iterable[_Union[StartExecutionResponse, _Mapping]]] = ...) -> None: ...
 
 class GetExecutionRequest(_message.Message):
-    __slots__ = ("execution_id",)
+    __slots__ = ("execution_id", "wait", "status_not")
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_NOT_FIELD_NUMBER: _ClassVar[int]
     execution_id: str
-    def __init__(self, execution_id: _Optional[str] = ...) -> None: ...
+    wait: str
+    status_not: ExecutionStatus.Value
+    def __init__(self, execution_id: _Optional[str] = ..., wait: _Optional[str] = ..., status_not: _Optional[_Union[ExecutionStatus.Value, str]] = ...) -> None: ...
 
 class GetExecutionResponse(_message.Message):
     __slots__ = ("execution",)
     EXECUTION_FIELD_NUMBER: _ClassVar[int]
     execution: Execution
     def __init__(self, execution: _Optional[_Union[Execution, _Mapping]] = ...) -> None: ...
+
+class WatchExecutionRequest(_message.Message):
+    __slots__ = ("execution_id",)
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    def __init__(self, execution_id: _Optional[str] = ...) -> None: ...
+
+class WatchExecutionResponse(_message.Message):
+    __slots__ = ("execution", "tasks", "initial")
+    EXECUTION_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_FIELD_NUMBER: _ClassVar[int]
+    execution: Execution
+    tasks: _containers.RepeatedCompositeFieldContainer[Task]
+    initial: bool
+    def __init__(self, execution: _Optional[_Union[Execution, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., initial: _Optional[bool] = ...) -> None: ...
 
 class ListExecutionsRequest(_message.Message):
     __slots__ = ("workflow_id", "status", "limit", "offset")
@@ -478,16 +518,18 @@ class RenewLeaseResponse(_message.Message):
     def __init__(self, lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CompleteTaskRequest(_message.Message):
-    __slots__ = ("task_id", "fencing_token", "output", "traceparent")
+    __slots__ = ("task_id", "fencing_token", "output", "traceparent", "cost")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     FENCING_TOKEN_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    COST_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     fencing_token: int
     output: _struct_pb2.Struct
     traceparent: str
-    def __init__(self, task_id: _Optional[str] = ..., fencing_token: _Optional[int] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., traceparent: _Optional[str] = ...) -> None: ...
+    cost: float
+    def __init__(self, task_id: _Optional[str] = ..., fencing_token: _Optional[int] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., traceparent: _Optional[str] = ..., cost: _Optional[float] = ...) -> None: ...
 
 class CompleteTaskResponse(_message.Message):
     __slots__ = ("execution_status",)
@@ -514,3 +556,31 @@ class FailTaskResponse(_message.Message):
     WILL_RETRY_FIELD_NUMBER: _ClassVar[int]
     will_retry: bool
     def __init__(self, will_retry: _Optional[bool] = ...) -> None: ...
+
+class ApproveTaskRequest(_message.Message):
+    __slots__ = ("task_id", "reason")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    reason: str
+    def __init__(self, task_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ApproveTaskResponse(_message.Message):
+    __slots__ = ("task",)
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    task: Task
+    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
+
+class RejectTaskRequest(_message.Message):
+    __slots__ = ("task_id", "reason")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    reason: str
+    def __init__(self, task_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RejectTaskResponse(_message.Message):
+    __slots__ = ("task",)
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    task: Task
+    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...

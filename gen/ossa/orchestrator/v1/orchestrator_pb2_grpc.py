@@ -75,6 +75,11 @@ class OrchestratorServiceStub:
                 request_serializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetExecutionRequest.SerializeToString,
                 response_deserializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetExecutionResponse.FromString,
                 _registered_method=True)
+        self.WatchExecution = channel.unary_stream(
+                '/ossa.orchestrator.v1.OrchestratorService/WatchExecution',
+                request_serializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.WatchExecutionRequest.SerializeToString,
+                response_deserializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.WatchExecutionResponse.FromString,
+                _registered_method=True)
         self.ListExecutions = channel.unary_unary(
                 '/ossa.orchestrator.v1.OrchestratorService/ListExecutions',
                 request_serializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListExecutionsRequest.SerializeToString,
@@ -94,6 +99,16 @@ class OrchestratorServiceStub:
                 '/ossa.orchestrator.v1.OrchestratorService/GetTask',
                 request_serializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetTaskRequest.SerializeToString,
                 response_deserializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetTaskResponse.FromString,
+                _registered_method=True)
+        self.ApproveTask = channel.unary_unary(
+                '/ossa.orchestrator.v1.OrchestratorService/ApproveTask',
+                request_serializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ApproveTaskRequest.SerializeToString,
+                response_deserializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ApproveTaskResponse.FromString,
+                _registered_method=True)
+        self.RejectTask = channel.unary_unary(
+                '/ossa.orchestrator.v1.OrchestratorService/RejectTask',
+                request_serializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RejectTaskRequest.SerializeToString,
+                response_deserializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RejectTaskResponse.FromString,
                 _registered_method=True)
         self.Work = channel.stream_stream(
                 '/ossa.orchestrator.v1.OrchestratorService/Work',
@@ -177,6 +192,14 @@ class OrchestratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchExecution(self, request, context):
+        """WatchExecution streams an execution: its current state first, then every status and task change until it
+        ends (REST: server-sent events, one `data:` JSON message per change).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListExecutions(self, request, context):
         """ListExecutions lists executions, newest first, optionally by workflow and status.
         """
@@ -200,6 +223,20 @@ class OrchestratorServiceServicer:
 
     def GetTask(self, request, context):
         """GetTask returns one task with its attempts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveTask(self, request, context):
+        """ApproveTask approves a step's approval gate waiting for a person; the step then runs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectTask(self, request, context):
+        """RejectTask rejects a step's approval gate waiting for a person; the execution fails.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -276,6 +313,11 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     request_deserializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetExecutionRequest.FromString,
                     response_serializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetExecutionResponse.SerializeToString,
             ),
+            'WatchExecution': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchExecution,
+                    request_deserializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.WatchExecutionRequest.FromString,
+                    response_serializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.WatchExecutionResponse.SerializeToString,
+            ),
             'ListExecutions': grpc.unary_unary_rpc_method_handler(
                     servicer.ListExecutions,
                     request_deserializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListExecutionsRequest.FromString,
@@ -295,6 +337,16 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     servicer.GetTask,
                     request_deserializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetTaskRequest.FromString,
                     response_serializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetTaskResponse.SerializeToString,
+            ),
+            'ApproveTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveTask,
+                    request_deserializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ApproveTaskRequest.FromString,
+                    response_serializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ApproveTaskResponse.SerializeToString,
+            ),
+            'RejectTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectTask,
+                    request_deserializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RejectTaskRequest.FromString,
+                    response_serializer=ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RejectTaskResponse.SerializeToString,
             ),
             'Work': grpc.stream_stream_rpc_method_handler(
                     servicer.Work,
@@ -545,6 +597,33 @@ class OrchestratorService:
             _registered_method=True)
 
     @staticmethod
+    def WatchExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ossa.orchestrator.v1.OrchestratorService/WatchExecution',
+            ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.WatchExecutionRequest.SerializeToString,
+            ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.WatchExecutionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ListExecutions(request,
             target,
             options=(),
@@ -642,6 +721,60 @@ class OrchestratorService:
             '/ossa.orchestrator.v1.OrchestratorService/GetTask',
             ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetTaskRequest.SerializeToString,
             ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ossa.orchestrator.v1.OrchestratorService/ApproveTask',
+            ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ApproveTaskRequest.SerializeToString,
+            ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ApproveTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ossa.orchestrator.v1.OrchestratorService/RejectTask',
+            ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RejectTaskRequest.SerializeToString,
+            ossa_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RejectTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,9 +25,10 @@ _sym_db = _symbol_database.Default()
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from ossa.registry.v1 import card_pb2 as ossa_dot_registry_dot_v1_dot_card__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fossa/registry/v1/registry.proto\x12\x10ossa.registry.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x98\x01\n\tAgentType\"\x8a\x01\n\x05Value\x12\x14\n\x10type_unspecified\x10\x00\x12\x10\n\x0corchestrator\x10\x01\x12\n\n\x06worker\x10\x02\x12\n\n\x06\x63ritic\x10\x03\x12\t\n\x05judge\x10\x04\x12\x0b\n\x07trainer\x10\x05\x12\x0c\n\x08governor\x10\x06\x12\x0b\n\x07monitor\x10\x07\x12\x0e\n\nintegrator\x10\x08\"Z\n\x0b\x41gentStatus\"K\n\x05Value\x12\x16\n\x12status_unspecified\x10\x00\x12\x08\n\x04idle\x10\x01\x12\x08\n\x04\x62usy\x10\x02\x12\t\n\x05\x65rror\x10\x03\x12\x0b\n\x07offline\x10\x04\"\x96\x03\n\x05\x41gent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12/\n\x04type\x18\x03 \x01(\x0e\x32!.ossa.registry.v1.AgentType.Value\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x33\n\x06status\x18\x05 \x01(\x0e\x32#.ossa.registry.v1.AgentStatus.Value\x12\x14\n\x0c\x63\x61pabilities\x18\x06 \x03(\t\x12\'\n\x06\x63onfig\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08metadata\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_heartbeat\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xce\x01\n\x12\x43reateAgentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x04type\x18\x02 \x01(\x0e\x32!.ossa.registry.v1.AgentType.Value\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x04 \x03(\t\x12\'\n\x06\x63onfig\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\"=\n\x13\x43reateAgentResponse\x12&\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x17.ossa.registry.v1.Agent\"\xa6\x01\n\x11ListAgentsRequest\x12/\n\x04type\x18\x01 \x01(\x0e\x32!.ossa.registry.v1.AgentType.Value\x12\x33\n\x06status\x18\x02 \x01(\x0e\x32#.ossa.registry.v1.AgentStatus.Value\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\x12\x0c\n\x04name\x18\x05 \x01(\t\"=\n\x12ListAgentsResponse\x12\'\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x17.ossa.registry.v1.Agent\"#\n\x0fGetAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\":\n\x10GetAgentResponse\x12&\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x17.ossa.registry.v1.Agent\"&\n\x12\x44\x65leteAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"\x15\n\x13\x44\x65leteAgentResponse\"u\n\x10HeartbeatRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x33\n\x06status\x18\x02 \x01(\x0e\x32#.ossa.registry.v1.AgentStatus.Value\x12\x11\n\x04load\x18\x03 \x01(\x01H\x00\x88\x01\x01\x42\x07\n\x05_load\"\x85\x01\n\x11HeartbeatResponse\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12/\n\x0breceived_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10interval_seconds\x18\x03 \x01(\x05\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x05\x32\xe3\x04\n\x14\x41gentRegistryService\x12|\n\x0b\x43reateAgent\x12$.ossa.registry.v1.CreateAgentRequest\x1a%.ossa.registry.v1.CreateAgentResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x0e/api/v1/agents:\x01*b\x05\x61gent\x12w\n\nListAgents\x12#.ossa.registry.v1.ListAgentsRequest\x1a$.ossa.registry.v1.ListAgentsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x0e/api/v1/agentsb\x06\x61gents\x12{\n\x08GetAgent\x12!.ossa.registry.v1.GetAgentRequest\x1a\".ossa.registry.v1.GetAgentResponse\"(\x82\xd3\xe4\x93\x02\"\x12\x19/api/v1/agents/{agent_id}b\x05\x61gent\x12}\n\x0b\x44\x65leteAgent\x12$.ossa.registry.v1.DeleteAgentRequest\x1a%.ossa.registry.v1.DeleteAgentResponse\"!\x82\xd3\xe4\x93\x02\x1b*\x19/api/v1/agents/{agent_id}\x12X\n\tHeartbeat\x12\".ossa.registry.v1.HeartbeatRequest\x1a#.ossa.registry.v1.HeartbeatResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fossa/registry/v1/registry.proto\x12\x10ossa.registry.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bossa/registry/v1/card.proto\"\x98\x01\n\tAgentType\"\x8a\x01\n\x05Value\x12\x14\n\x10type_unspecified\x10\x00\x12\x10\n\x0corchestrator\x10\x01\x12\n\n\x06worker\x10\x02\x12\n\n\x06\x63ritic\x10\x03\x12\t\n\x05judge\x10\x04\x12\x0b\n\x07trainer\x10\x05\x12\x0c\n\x08governor\x10\x06\x12\x0b\n\x07monitor\x10\x07\x12\x0e\n\nintegrator\x10\x08\"Z\n\x0b\x41gentStatus\"K\n\x05Value\x12\x16\n\x12status_unspecified\x10\x00\x12\x08\n\x04idle\x10\x01\x12\x08\n\x04\x62usy\x10\x02\x12\t\n\x05\x65rror\x10\x03\x12\x0b\n\x07offline\x10\x04\"\x96\x03\n\x05\x41gent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12/\n\x04type\x18\x03 \x01(\x0e\x32!.ossa.registry.v1.AgentType.Value\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x33\n\x06status\x18\x05 \x01(\x0e\x32#.ossa.registry.v1.AgentStatus.Value\x12\x14\n\x0c\x63\x61pabilities\x18\x06 \x03(\t\x12\'\n\x06\x63onfig\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08metadata\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_heartbeat\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xce\x01\n\x12\x43reateAgentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x04type\x18\x02 \x01(\x0e\x32!.ossa.registry.v1.AgentType.Value\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x04 \x03(\t\x12\'\n\x06\x63onfig\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\"=\n\x13\x43reateAgentResponse\x12&\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x17.ossa.registry.v1.Agent\"\xa6\x01\n\x11ListAgentsRequest\x12/\n\x04type\x18\x01 \x01(\x0e\x32!.ossa.registry.v1.AgentType.Value\x12\x33\n\x06status\x18\x02 \x01(\x0e\x32#.ossa.registry.v1.AgentStatus.Value\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\x12\x0c\n\x04name\x18\x05 \x01(\t\"=\n\x12ListAgentsResponse\x12\'\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x17.ossa.registry.v1.Agent\"#\n\x0fGetAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\":\n\x10GetAgentResponse\x12&\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x17.ossa.registry.v1.Agent\"\'\n\x13GetAgentCardRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"A\n\x14GetAgentCardResponse\x12)\n\x04\x63\x61rd\x18\x01 \x01(\x0b\x32\x1b.ossa.registry.v1.AgentCard\"&\n\x12\x44\x65leteAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"\x15\n\x13\x44\x65leteAgentResponse\"u\n\x10HeartbeatRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x33\n\x06status\x18\x02 \x01(\x0e\x32#.ossa.registry.v1.AgentStatus.Value\x12\x11\n\x04load\x18\x03 \x01(\x01H\x00\x88\x01\x01\x42\x07\n\x05_load\"\x85\x01\n\x11HeartbeatResponse\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12/\n\x0breceived_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10interval_seconds\x18\x03 \x01(\x05\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x05\x32\xf1\x05\n\x14\x41gentRegistryService\x12|\n\x0b\x43reateAgent\x12$.ossa.registry.v1.CreateAgentRequest\x1a%.ossa.registry.v1.CreateAgentResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x0e/api/v1/agents:\x01*b\x05\x61gent\x12w\n\nListAgents\x12#.ossa.registry.v1.ListAgentsRequest\x1a$.ossa.registry.v1.ListAgentsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x0e/api/v1/agentsb\x06\x61gents\x12{\n\x08GetAgent\x12!.ossa.registry.v1.GetAgentRequest\x1a\".ossa.registry.v1.GetAgentResponse\"(\x82\xd3\xe4\x93\x02\"\x12\x19/api/v1/agents/{agent_id}b\x05\x61gent\x12\x8b\x01\n\x0cGetAgentCard\x12%.ossa.registry.v1.GetAgentCardRequest\x1a&.ossa.registry.v1.GetAgentCardResponse\",\x82\xd3\xe4\x93\x02&\x12\x1e/api/v1/agents/{agent_id}/cardb\x04\x63\x61rd\x12}\n\x0b\x44\x65leteAgent\x12$.ossa.registry.v1.DeleteAgentRequest\x1a%.ossa.registry.v1.DeleteAgentResponse\"!\x82\xd3\xe4\x93\x02\x1b*\x19/api/v1/agents/{agent_id}\x12X\n\tHeartbeat\x12\".ossa.registry.v1.HeartbeatRequest\x1a#.ossa.registry.v1.HeartbeatResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,38 +41,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AGENTREGISTRYSERVICE'].methods_by_name['ListAgents']._serialized_options = b'\202\323\344\223\002\030\022\016/api/v1/agentsb\006agents'
   _globals['_AGENTREGISTRYSERVICE'].methods_by_name['GetAgent']._loaded_options = None
   _globals['_AGENTREGISTRYSERVICE'].methods_by_name['GetAgent']._serialized_options = b'\202\323\344\223\002\"\022\031/api/v1/agents/{agent_id}b\005agent'
+  _globals['_AGENTREGISTRYSERVICE'].methods_by_name['GetAgentCard']._loaded_options = None
+  _globals['_AGENTREGISTRYSERVICE'].methods_by_name['GetAgentCard']._serialized_options = b'\202\323\344\223\002&\022\036/api/v1/agents/{agent_id}/cardb\004card'
   _globals['_AGENTREGISTRYSERVICE'].methods_by_name['DeleteAgent']._loaded_options = None
   _globals['_AGENTREGISTRYSERVICE'].methods_by_name['DeleteAgent']._serialized_options = b'\202\323\344\223\002\033*\031/api/v1/agents/{agent_id}'
-  _globals['_AGENTTYPE']._serialized_start=147
-  _globals['_AGENTTYPE']._serialized_end=299
-  _globals['_AGENTTYPE_VALUE']._serialized_start=161
-  _globals['_AGENTTYPE_VALUE']._serialized_end=299
-  _globals['_AGENTSTATUS']._serialized_start=301
-  _globals['_AGENTSTATUS']._serialized_end=391
-  _globals['_AGENTSTATUS_VALUE']._serialized_start=316
-  _globals['_AGENTSTATUS_VALUE']._serialized_end=391
-  _globals['_AGENT']._serialized_start=394
-  _globals['_AGENT']._serialized_end=800
-  _globals['_CREATEAGENTREQUEST']._serialized_start=803
-  _globals['_CREATEAGENTREQUEST']._serialized_end=1009
-  _globals['_CREATEAGENTRESPONSE']._serialized_start=1011
-  _globals['_CREATEAGENTRESPONSE']._serialized_end=1072
-  _globals['_LISTAGENTSREQUEST']._serialized_start=1075
-  _globals['_LISTAGENTSREQUEST']._serialized_end=1241
-  _globals['_LISTAGENTSRESPONSE']._serialized_start=1243
-  _globals['_LISTAGENTSRESPONSE']._serialized_end=1304
-  _globals['_GETAGENTREQUEST']._serialized_start=1306
-  _globals['_GETAGENTREQUEST']._serialized_end=1341
-  _globals['_GETAGENTRESPONSE']._serialized_start=1343
-  _globals['_GETAGENTRESPONSE']._serialized_end=1401
-  _globals['_DELETEAGENTREQUEST']._serialized_start=1403
-  _globals['_DELETEAGENTREQUEST']._serialized_end=1441
-  _globals['_DELETEAGENTRESPONSE']._serialized_start=1443
-  _globals['_DELETEAGENTRESPONSE']._serialized_end=1464
-  _globals['_HEARTBEATREQUEST']._serialized_start=1466
-  _globals['_HEARTBEATREQUEST']._serialized_end=1583
-  _globals['_HEARTBEATRESPONSE']._serialized_start=1586
-  _globals['_HEARTBEATRESPONSE']._serialized_end=1719
-  _globals['_AGENTREGISTRYSERVICE']._serialized_start=1722
-  _globals['_AGENTREGISTRYSERVICE']._serialized_end=2333
+  _globals['_AGENTTYPE']._serialized_start=176
+  _globals['_AGENTTYPE']._serialized_end=328
+  _globals['_AGENTTYPE_VALUE']._serialized_start=190
+  _globals['_AGENTTYPE_VALUE']._serialized_end=328
+  _globals['_AGENTSTATUS']._serialized_start=330
+  _globals['_AGENTSTATUS']._serialized_end=420
+  _globals['_AGENTSTATUS_VALUE']._serialized_start=345
+  _globals['_AGENTSTATUS_VALUE']._serialized_end=420
+  _globals['_AGENT']._serialized_start=423
+  _globals['_AGENT']._serialized_end=829
+  _globals['_CREATEAGENTREQUEST']._serialized_start=832
+  _globals['_CREATEAGENTREQUEST']._serialized_end=1038
+  _globals['_CREATEAGENTRESPONSE']._serialized_start=1040
+  _globals['_CREATEAGENTRESPONSE']._serialized_end=1101
+  _globals['_LISTAGENTSREQUEST']._serialized_start=1104
+  _globals['_LISTAGENTSREQUEST']._serialized_end=1270
+  _globals['_LISTAGENTSRESPONSE']._serialized_start=1272
+  _globals['_LISTAGENTSRESPONSE']._serialized_end=1333
+  _globals['_GETAGENTREQUEST']._serialized_start=1335
+  _globals['_GETAGENTREQUEST']._serialized_end=1370
+  _globals['_GETAGENTRESPONSE']._serialized_start=1372
+  _globals['_GETAGENTRESPONSE']._serialized_end=1430
+  _globals['_GETAGENTCARDREQUEST']._serialized_start=1432
+  _globals['_GETAGENTCARDREQUEST']._serialized_end=1471
+  _globals['_GETAGENTCARDRESPONSE']._serialized_start=1473
+  _globals['_GETAGENTCARDRESPONSE']._serialized_end=1538
+  _globals['_DELETEAGENTREQUEST']._serialized_start=1540
+  _globals['_DELETEAGENTREQUEST']._serialized_end=1578
+  _globals['_DELETEAGENTRESPONSE']._serialized_start=1580
+  _globals['_DELETEAGENTRESPONSE']._serialized_end=1601
+  _globals['_HEARTBEATREQUEST']._serialized_start=1603
+  _globals['_HEARTBEATREQUEST']._serialized_end=1720
+  _globals['_HEARTBEATRESPONSE']._serialized_start=1723
+  _globals['_HEARTBEATRESPONSE']._serialized_end=1856
+  _globals['_AGENTREGISTRYSERVICE']._serialized_start=1859
+  _globals['_AGENTREGISTRYSERVICE']._serialized_end=2612
 # @@protoc_insertion_point(module_scope)

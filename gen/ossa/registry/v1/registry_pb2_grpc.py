@@ -50,6 +50,11 @@ class AgentRegistryServiceStub:
                 request_serializer=ossa_dot_registry_dot_v1_dot_registry__pb2.GetAgentRequest.SerializeToString,
                 response_deserializer=ossa_dot_registry_dot_v1_dot_registry__pb2.GetAgentResponse.FromString,
                 _registered_method=True)
+        self.GetAgentCard = channel.unary_unary(
+                '/ossa.registry.v1.AgentRegistryService/GetAgentCard',
+                request_serializer=ossa_dot_registry_dot_v1_dot_registry__pb2.GetAgentCardRequest.SerializeToString,
+                response_deserializer=ossa_dot_registry_dot_v1_dot_registry__pb2.GetAgentCardResponse.FromString,
+                _registered_method=True)
         self.DeleteAgent = channel.unary_unary(
                 '/ossa.registry.v1.AgentRegistryService/DeleteAgent',
                 request_serializer=ossa_dot_registry_dot_v1_dot_registry__pb2.DeleteAgentRequest.SerializeToString,
@@ -87,6 +92,13 @@ class AgentRegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAgentCard(self, request, context):
+        """GetAgentCard returns an agent's A2A agent card: its skills from its capabilities and metadata.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteAgent(self, request, context):
         """DeleteAgent unregisters an agent (HTTP 204).
         """
@@ -118,6 +130,11 @@ def add_AgentRegistryServiceServicer_to_server(servicer, server):
                     servicer.GetAgent,
                     request_deserializer=ossa_dot_registry_dot_v1_dot_registry__pb2.GetAgentRequest.FromString,
                     response_serializer=ossa_dot_registry_dot_v1_dot_registry__pb2.GetAgentResponse.SerializeToString,
+            ),
+            'GetAgentCard': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAgentCard,
+                    request_deserializer=ossa_dot_registry_dot_v1_dot_registry__pb2.GetAgentCardRequest.FromString,
+                    response_serializer=ossa_dot_registry_dot_v1_dot_registry__pb2.GetAgentCardResponse.SerializeToString,
             ),
             'DeleteAgent': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteAgent,
@@ -212,6 +229,33 @@ class AgentRegistryService:
             '/ossa.registry.v1.AgentRegistryService/GetAgent',
             ossa_dot_registry_dot_v1_dot_registry__pb2.GetAgentRequest.SerializeToString,
             ossa_dot_registry_dot_v1_dot_registry__pb2.GetAgentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAgentCard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ossa.registry.v1.AgentRegistryService/GetAgentCard',
+            ossa_dot_registry_dot_v1_dot_registry__pb2.GetAgentCardRequest.SerializeToString,
+            ossa_dot_registry_dot_v1_dot_registry__pb2.GetAgentCardResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -63,7 +63,7 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def hcm(config: dict[str, Any]) -> dict[str, Any]:
-    (listener,) = config["static_resources"]["listeners"]
+    listener = config["static_resources"]["listeners"][0]  # the gateway (then the cache's origin)
     manager: dict[str, Any] = listener["filter_chains"][0]["filters"][0]["typed_config"]
     return manager
 
@@ -116,11 +116,15 @@ def test_envoy_validate_catches_a_broken_config(rendered: Path) -> None:
 def test_listener_admin_and_filter_order(rendered: Path) -> None:
     config = load(rendered)
     assert config["admin"]["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 19901}
-    (listener,) = config["static_resources"]["listeners"]
+    listener = config["static_resources"]["listeners"][0]
     assert listener["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 13100}
     manager = hcm(config)
     assert manager["codec_type"] == "AUTO"  # HTTP/1.1 and h2c (gRPC clients) on one port
     assert [f["name"] for f in manager["http_filters"]] == [
+        "ossa.cache_status",  # the REST read cache (test_cache.py)
+        "ossa.credential_out",
+        "ossa.rest_cache",
+        "ossa.credential_in",
         "envoy.filters.http.lua",
         "ossa.rest_body_limit",
         TRANSCODER,
@@ -149,6 +153,7 @@ def test_transcoder_serves_every_ossa_service(rendered: Path, descriptor: bytes)
         "always_print_primitive_fields": True,
         "preserve_proto_field_names": True,
         "add_whitespace": False,
+        "stream_sse_style_delimited": True,  # WatchExecution's REST form: server-sent events
     }
     assert transcoder["convert_grpc_status"] is True
     assert transcoder["request_validation_options"] == {
@@ -236,6 +241,7 @@ def test_clusters_speak_http2_to_the_services(tmp_path: Path) -> None:
         settings, tmp_path / "envoy", registry_targets=[("127.0.0.1", 23011), ("127.0.0.1", 23111)]
     )
     found = clusters(load(path))
+    assert found.pop("rest_cache_origin")  # the read cache's internal listener (test_cache.py)
     assert set(found) == {"registry", "gateway", "orchestrator", "monitoring", "search"}
     assert endpoints(found["registry"]) == [("127.0.0.1", 23011), ("127.0.0.1", 23111)]
     assert endpoints(found["gateway"]) == [("127.0.0.1", 23010)]
@@ -382,8 +388,8 @@ def _with_page_token(descriptor: bytes) -> bytes:
     """ListAgentsResponse plus a field the stub never sets (Envoy prints it anyway): the Lua filter
     must then find `agents` by scanning the JSON instead of cutting the {"agents": ...} wrapper."""
     fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor)
-    (file,) = [f for f in fds.file if f.package == "ossa.registry.v1"]
-    (reply,) = [m for m in file.message_type if m.name == "ListAgentsResponse"]
+    files = [f for f in fds.file if f.package == "ossa.registry.v1"]  # registry.proto, card.proto
+    (reply,) = [m for f in files for m in f.message_type if m.name == "ListAgentsResponse"]
     reply.field.add(name="next_page_token", number=2, type=FDP.TYPE_STRING, label=FDP.LABEL_OPTIONAL)
     return fds.SerializeToString()
 

@@ -52,7 +52,7 @@ def render(s: Settings, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
 
 
 def filter_chain(config: dict[str, Any]) -> dict[str, Any]:
-    (listener,) = config["static_resources"]["listeners"]
+    listener = config["static_resources"]["listeners"][0]  # the gateway; then the cache's internal origin
     chain: dict[str, Any] = listener["filter_chains"][0]
     return chain
 

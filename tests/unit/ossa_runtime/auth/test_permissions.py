@@ -59,9 +59,13 @@ def test_every_row_is_one_permission_or_public_or_authenticated() -> None:
     assert {m: v for m, v in p.RPC_PERMISSIONS.items() if v not in allowed} == {}
 
 
-def test_only_health_reflection_and_login_are_public() -> None:
+def test_only_health_reflection_login_and_the_platform_card_are_public() -> None:
     public = {m for m, v in p.RPC_PERMISSIONS.items() if v == p.PUBLIC}
-    assert public <= {"/ossa.gateway.v1.GatewayService/GetHealth", "/ossa.auth.v1.AuthService/Login"}
+    assert public <= {
+        "/ossa.gateway.v1.GatewayService/GetHealth",
+        "/ossa.auth.v1.AuthService/Login",
+        "/ossa.gateway.v1.GatewayService/GetPlatformCard",  # A2A discovery (docs/roles.md)
+    }
     assert p.required_permission("/grpc.health.v1.Health/Check") == p.PUBLIC
     assert p.required_permission("/grpc.health.v1.Health/Watch") == p.PUBLIC
     assert p.required_permission("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo") == p.PUBLIC

@@ -1,0 +1,111 @@
+"""`Group` (registry_svc.groups) without servers: batching while a flush is in flight, per-item
+outcomes, a failing flush, nothing left behind between drains."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ossa_runtime.errors import AlreadyExists
+from registry_svc.groups import Group
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.release = asyncio.Event()
+        self.release.set()
+
+    async def flush(self, items: list[int]) -> list[int | BaseException]:
+        self.batches.append(items)
+        await self.release.wait()
+        return [AlreadyExists(f"item {i} is taken") if i < 0 else i * 10 for i in items]
+
+
+async def test_alone_an_item_is_flushed_at_once_in_a_batch_of_one() -> None:
+    rec = Recorder()
+    group: Group[int, int] = Group("t", rec.flush)
+    assert await group.submit(1) == 10
+    assert await group.submit(2) == 20
+    assert rec.batches == [[1], [2]]
+
+
+async def test_items_arriving_during_a_flush_share_the_next_one() -> None:
+    rec = Recorder()
+    rec.release.clear()
+    group: Group[int, int] = Group("t", rec.flush, max_items=3)
+    first = asyncio.ensure_future(group.submit(1))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    rest = [asyncio.ensure_future(group.submit(i)) for i in range(2, 7)]
+    await asyncio.sleep(0)
+    rec.release.set()
+    assert await first == 10
+    assert await asyncio.gather(*rest) == [20, 30, 40, 50, 60]
+    assert rec.batches == [[1], [2, 3, 4], [5, 6]]  # at most max_items per flush
+    assert (group.flushes, group.items) == (3, 6)
+
+
+async def test_each_caller_gets_its_own_outcome() -> None:
+    rec = Recorder()
+    group: Group[int, int] = Group("t", rec.flush)
+    outcomes = await asyncio.gather(*(group.submit(i) for i in (1, -2, 3)), return_exceptions=True)
+    assert outcomes[0] == 10 and outcomes[2] == 30
+    assert isinstance(outcomes[1], AlreadyExists) and "item -2" in str(outcomes[1])
+
+
+async def test_a_failing_flush_fails_every_item_of_its_batch_only() -> None:
+    calls = 0
+
+    async def flaky(items: list[int]) -> list[int | BaseException]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("database away")
+        return list(items)
+
+    group: Group[int, int] = Group("t", flaky)
+    with pytest.raises(ConnectionError):
+        await group.submit(1)
+    assert await group.submit(2) == 2
+
+
+async def test_a_wrong_number_of_outcomes_is_an_error_for_every_item() -> None:
+    async def short(items: list[int]) -> list[int | BaseException]:
+        return []
+
+    group: Group[int, int] = Group("t", short)
+    with pytest.raises(RuntimeError, match="0 outcomes for 1 items"):
+        await group.submit(1)
+
+
+async def test_no_item_is_left_behind_when_a_drain_ends() -> None:
+    rec = Recorder()
+    group: Group[int, int] = Group("t", rec.flush)
+    for round_ in range(20):  # submit just as the previous drain finishes
+        assert await asyncio.gather(group.submit(round_), group.submit(round_ + 1)) == [round_ * 10, round_ * 10 + 10]
+
+
+def test_max_items_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_items"):
+        Group("t", Recorder().flush, max_items=0)
+
+
+async def test_callers_are_cancelled_rather_than_left_waiting_if_the_drain_is_cancelled() -> None:
+    rec = Recorder()
+    rec.release.clear()
+    group: Group[int, int] = Group("t", rec.flush)
+    first = asyncio.ensure_future(group.submit(1))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    queued = asyncio.ensure_future(group.submit(2))
+    await asyncio.sleep(0)
+    for task in list(group._tasks):
+        task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    rec.release.set()
+    assert await group.submit(3) == 30  # a new drain starts for the next caller
