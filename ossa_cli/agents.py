@@ -11,14 +11,12 @@ import argparse
 import sys
 from typing import Any
 
-import grpc
-
 from ossa.registry.v1 import registry_pb2 as pb
 from ossa.registry.v1 import registry_pb2_grpc
 from ossa_cli import output
-from ossa_cli.commands import sync
+from ossa_cli.commands import call, sync
 from ossa_cli.output import field
-from ossa_cli.remote import Remote, add_connection_arguments, refused
+from ossa_cli.remote import add_connection_arguments
 
 AGENT_COLUMNS: list[output.Column] = [
     ("id", field("id")),
@@ -29,6 +27,7 @@ AGENT_COLUMNS: list[output.Column] = [
     ("capabilities", lambda a: ",".join(a.get("capabilities", []))),
     ("last_heartbeat", field("last_heartbeat")),
 ]
+Stub = registry_pb2_grpc.AgentRegistryServiceStub
 TYPES = tuple(v.name for v in pb.AgentType.Value.DESCRIPTOR.values if v.number)
 STATUSES = tuple(v.name for v in pb.AgentStatus.Value.DESCRIPTOR.values if v.number)
 
@@ -55,43 +54,20 @@ def add_agents_commands(sub: Any) -> None:
 
 
 async def _list(args: argparse.Namespace) -> int:
-    remote = Remote.from_args(args)
-    request = pb.ListAgentsRequest(
-        type=args.type or None,
-        status=args.status or None,
-        name=args.name,
-        limit=args.limit,
-    )
-    async with remote.channel() as channel:
-        try:
-            reply = await registry_pb2_grpc.AgentRegistryServiceStub(channel).ListAgents(request)
-        except grpc.aio.AioRpcError as err:
-            raise refused(err, "list agents") from None
+    request = pb.ListAgentsRequest(type=args.type or None, status=args.status or None, name=args.name, limit=args.limit)
+    reply = await call(args, Stub, "ListAgents", request, "list agents")
     output.emit(list(reply.agents), AGENT_COLUMNS, args.output)
     return 0
 
 
 async def _get(args: argparse.Namespace) -> int:
-    remote = Remote.from_args(args)
-    async with remote.channel() as channel:
-        try:
-            reply = await registry_pb2_grpc.AgentRegistryServiceStub(channel).GetAgent(
-                pb.GetAgentRequest(agent_id=args.agent_id)
-            )
-        except grpc.aio.AioRpcError as err:
-            raise refused(err, f"agent {args.agent_id}") from None
+    reply = await call(args, Stub, "GetAgent", pb.GetAgentRequest(agent_id=args.agent_id), f"agent {args.agent_id}")
     output.emit(reply.agent, AGENT_COLUMNS, args.output)
     return 0
 
 
 async def _delete(args: argparse.Namespace) -> int:
-    remote = Remote.from_args(args)
-    async with remote.channel() as channel:
-        try:
-            await registry_pb2_grpc.AgentRegistryServiceStub(channel).DeleteAgent(
-                pb.DeleteAgentRequest(agent_id=args.agent_id)
-            )
-        except grpc.aio.AioRpcError as err:
-            raise refused(err, f"delete agent {args.agent_id}") from None
+    request = pb.DeleteAgentRequest(agent_id=args.agent_id)
+    await call(args, Stub, "DeleteAgent", request, f"delete agent {args.agent_id}")
     print(f"deleted agent {args.agent_id}", file=sys.stderr, flush=True)
     return 0

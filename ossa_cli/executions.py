@@ -11,14 +11,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import grpc
-
 from ossa.orchestrator.v1 import orchestrator_pb2 as pb
 from ossa.orchestrator.v1 import orchestrator_pb2_grpc
 from ossa_cli import output, workflow
-from ossa_cli.commands import sync
+from ossa_cli.commands import call, sync
 from ossa_cli.output import field
-from ossa_cli.remote import Remote, add_connection_arguments, refused
+from ossa_cli.remote import Remote, add_connection_arguments
 
 EXECUTION_COLUMNS: list[output.Column] = [
     ("id", field("id")),
@@ -37,6 +35,7 @@ TASK_COLUMNS: list[output.Column] = [
     ("capability", field("capability")),
     ("error", field("error")),
 ]
+Stub = orchestrator_pb2_grpc.OrchestratorServiceStub
 STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 
 
@@ -62,50 +61,32 @@ def add_executions_commands(sub: Any) -> None:
 
 
 async def _list(args: argparse.Namespace) -> int:
-    remote = Remote.from_args(args)
-    async with remote.channel() as channel:
-        stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
-        workflow_id = (await workflow.find(stub, args.workflow)).id if args.workflow else ""
-        request = pb.ListExecutionsRequest(workflow_id=workflow_id, status=args.status or None, limit=args.limit)
-        try:
-            reply = await stub.ListExecutions(request)
-        except grpc.aio.AioRpcError as err:
-            raise refused(err, "list executions") from None
+    workflow_id = ""
+    if args.workflow:
+        async with Remote.from_args(args).channel() as channel:
+            workflow_id = (await workflow.find(Stub(channel), args.workflow)).id
+    request = pb.ListExecutionsRequest(workflow_id=workflow_id, status=args.status or None, limit=args.limit)
+    reply = await call(args, Stub, "ListExecutions", request, "list executions")
     output.emit(list(reply.executions), EXECUTION_COLUMNS, args.output)
     return 0
 
 
 async def _get(args: argparse.Namespace) -> int:
-    remote = Remote.from_args(args)
-    async with remote.channel() as channel:
-        stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
-        try:
-            reply = await stub.GetExecution(pb.GetExecutionRequest(execution_id=args.execution_id))
-        except grpc.aio.AioRpcError as err:
-            raise refused(err, f"execution {args.execution_id}") from None
+    request = pb.GetExecutionRequest(execution_id=args.execution_id)
+    reply = await call(args, Stub, "GetExecution", request, f"execution {args.execution_id}")
     output.emit(reply.execution, EXECUTION_COLUMNS, args.output)
     return 0
 
 
 async def _cancel(args: argparse.Namespace) -> int:
-    remote = Remote.from_args(args)
-    async with remote.channel() as channel:
-        stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
-        try:
-            reply = await stub.CancelExecution(pb.CancelExecutionRequest(execution_id=args.execution_id))
-        except grpc.aio.AioRpcError as err:
-            raise refused(err, f"cancel {args.execution_id}") from None
+    request = pb.CancelExecutionRequest(execution_id=args.execution_id)
+    reply = await call(args, Stub, "CancelExecution", request, f"cancel {args.execution_id}")
     output.emit(reply.execution, EXECUTION_COLUMNS, args.output)
     return 0
 
 
 async def _tasks(args: argparse.Namespace) -> int:
-    remote = Remote.from_args(args)
-    async with remote.channel() as channel:
-        stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
-        try:
-            reply = await stub.ListExecutionTasks(pb.ListExecutionTasksRequest(execution_id=args.execution_id))
-        except grpc.aio.AioRpcError as err:
-            raise refused(err, f"tasks of {args.execution_id}") from None
+    request = pb.ListExecutionTasksRequest(execution_id=args.execution_id)
+    reply = await call(args, Stub, "ListExecutionTasks", request, f"tasks of {args.execution_id}")
     output.emit(list(reply.tasks), TASK_COLUMNS, args.output)
     return 0

@@ -9,14 +9,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import grpc
-
 from ossa.gateway.v1 import gateway_pb2 as pb
 from ossa.gateway.v1 import gateway_pb2_grpc
 from ossa_cli import output
-from ossa_cli.commands import sync
+from ossa_cli.commands import call, sync
 from ossa_cli.output import field
-from ossa_cli.remote import FAILED, OK, Remote, add_connection_arguments, refused
+from ossa_cli.remote import FAILED, OK, add_connection_arguments
 
 COMPONENT_COLUMNS: list[output.Column] = [
     ("name", field("name")),
@@ -36,12 +34,7 @@ def add_health_command(sub: Any) -> None:
 
 
 async def _health(args: argparse.Namespace) -> int:
-    remote = Remote.from_args(args)
-    async with remote.channel() as channel:
-        try:
-            reply = await gateway_pb2_grpc.GatewayServiceStub(channel).GetHealth(pb.GetHealthRequest())
-        except grpc.aio.AioRpcError as err:
-            raise refused(err, "health") from None
+    reply = await call(args, gateway_pb2_grpc.GatewayServiceStub, "GetHealth", pb.GetHealthRequest(), "health")
     if output.choose(args.output) == "json":
         output.emit(reply, COMPONENT_COLUMNS, "json")
     else:

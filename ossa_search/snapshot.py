@@ -104,7 +104,7 @@ def restore_embedded_vectors(data_dir: Path, source: Path, expected: dict[str, i
     if counts != expected:
         shutil.rmtree(staged, ignore_errors=True)
         raise SnapshotError(f"qdrant: the restored shards hold {counts} points, the backup recorded {expected}")
-    _swap_in(staged, root)
+    swap_in(staged, root)
 
 
 def dump_server_vectors(settings: Settings, dest: Path) -> dict[str, int]:
@@ -147,7 +147,8 @@ def restore_server_vectors(settings: Settings, source: Path, expected: dict[str,
     asyncio.run(run())
 
 
-def _swap_in(staged: Path, live: Path) -> None:
+def swap_in(staged: Path, live: Path) -> None:
+    """Replace the directory `live` with `staged` (the old one kept aside until the rename is done)."""
     old = live.with_name(live.name + ".before-restore")
     shutil.rmtree(old, ignore_errors=True)
     if live.exists():

@@ -31,6 +31,7 @@ from ossa_cli.ports import free_port
 from ossa_cli.postgres import EmbeddedPostgres, bin_dir
 from ossa_cli.valkey import EmbeddedValkey
 from ossa_runtime.settings import Settings
+from ossa_search.snapshot import swap_in
 
 
 class BackupError(RuntimeError):
@@ -268,13 +269,4 @@ def restore_embedded_redis(data_dir: Path, rdb: Path, expected_keys: int) -> Non
         finally:
             client.close()
     (staged / "dump.rdb").unlink()
-    _swap_in(staged, live)
-
-
-def _swap_in(staged: Path, live: Path) -> None:
-    old = live.with_name(live.name + ".before-restore")
-    shutil.rmtree(old, ignore_errors=True)
-    if live.exists():
-        live.rename(old)
-    staged.rename(live)
-    shutil.rmtree(old, ignore_errors=True)
+    swap_in(staged, live)

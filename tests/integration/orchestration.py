@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,6 +15,7 @@ from ossa.orchestrator.v1 import orchestrator_pb2_grpc
 from ossa.registry.v1 import registry_pb2 as rpb
 from ossa.registry.v1 import registry_pb2_grpc
 from ossa_runtime.settings import Settings
+from ossa_sdk import Agent
 from tests import auth
 
 
@@ -134,3 +135,35 @@ def fast(settings: Settings, registry_port: int) -> Settings:
         retry_backoff_seconds=0.05,
         retry_backoff_max_seconds=0.2,
     )
+
+
+@asynccontextmanager
+async def serving(settings: Settings, agents: Callable[[dict[str, Any]], list[Agent]]) -> AsyncIterator[Client]:
+    """A real registry and orchestrator on loopback with SDK agents: `agents(common)` builds them from
+    the keyword arguments every test agent shares (addresses, admin token, fast heartbeats)."""
+    from orchestrator_svc.server import build_server as build_orchestrator
+    from registry_svc.server import build_server as build_registry
+
+    registry, registry_port = await build_registry(settings, port=0)
+    await registry.start()
+    orchestrator, port = await build_orchestrator(fast(settings, registry_port), port=0)
+    await orchestrator.start()
+    common = {"registry": f"127.0.0.1:{registry_port}", "orchestrator": f"127.0.0.1:{port}",
+              "heartbeat_interval": 0.2, "grace_seconds": 1.0, "token": auth.ADMIN_TOKEN}  # fmt: skip
+    running = agents(common)
+    served = [asyncio.create_task(a.serve()) for a in running]
+    client = Client(f"127.0.0.1:{port}", f"127.0.0.1:{registry_port}")
+    try:
+        yield client
+    finally:
+        for agent in running:
+            agent.stop()
+        await asyncio.gather(*served, return_exceptions=True)
+        await client.close()
+        await orchestrator.stop()
+        await registry.stop()
+
+
+async def tasks_by_name(client: Client, execution_id: str) -> dict[str, pb.Task]:
+    reply = await client.orch.ListExecutionTasks(pb.ListExecutionTasksRequest(execution_id=execution_id))
+    return {t.name: t for t in reply.tasks}

@@ -8,18 +8,16 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import pytest
 
-from orchestrator_svc.server import build_server as build_orchestrator
 from ossa.orchestrator.v1 import orchestrator_pb2 as pb
 from ossa_runtime.settings import Settings
 from ossa_sdk import Agent
 from ossa_sdk.roles import cautious_governor
-from registry_svc.server import build_server as build_registry
-from tests import auth
-from tests.integration.orchestration import Client, fast, step, to_dict
+from tests.integration.orchestration import Client, serving, step, tasks_by_name, to_dict
 
 
 @dataclass
@@ -30,35 +28,26 @@ class Stack:
 
 @pytest.fixture(scope="module")
 async def stack(settings: Settings) -> AsyncIterator[Stack]:
-    registry, registry_port = await build_registry(settings, port=0)
-    await registry.start()
-    orchestrator, port = await build_orchestrator(fast(settings, registry_port), port=0)
-    await orchestrator.start()
-    target, suffix = f"127.0.0.1:{port}", secrets.token_hex(3)
-    common = {"registry": f"127.0.0.1:{registry_port}", "orchestrator": target, "heartbeat_interval": 0.2,
-              "grace_seconds": 1.0, "token": auth.ADMIN_TOKEN}  # fmt: skip
-    agents = [
-        Agent(f"worker-{suffix}", capabilities=[f"deploy-{suffix}"], handler="echo", slots=2, **common),
-        Agent(
-            f"gov-{suffix}", type="governor", capabilities=[f"approve-{suffix}"], handler=cautious_governor, **common
-        ),
-    ]
-    serving = [asyncio.create_task(a.serve()) for a in agents]
-    client = Client(target, f"127.0.0.1:{registry_port}")
-    try:
+    suffix = secrets.token_hex(3)
+
+    def agents(common: dict[str, Any]) -> list[Agent]:
+        return [
+            Agent(f"worker-{suffix}", capabilities=[f"deploy-{suffix}"], handler="echo", slots=2, **common),
+            Agent(
+                f"gov-{suffix}",
+                type="governor",
+                capabilities=[f"approve-{suffix}"],
+                handler=cautious_governor,
+                **common,
+            ),
+        ]
+
+    async with serving(settings, agents) as client:
         yield Stack(client, suffix)
-    finally:
-        for a in agents:
-            a.stop()
-        await asyncio.gather(*serving, return_exceptions=True)
-        await client.close()
-        await orchestrator.stop()
-        await registry.stop()
 
 
 async def tasks_of(stack: Stack, execution_id: str) -> dict[str, pb.Task]:
-    reply = await stack.client.orch.ListExecutionTasks(pb.ListExecutionTasksRequest(execution_id=execution_id))
-    return {t.name: t for t in reply.tasks}
+    return await tasks_by_name(stack.client, execution_id)
 
 
 async def waiting_gate(stack: Stack, execution_id: str) -> pb.Task:

@@ -4,7 +4,6 @@ orchestrator and SDK agents (reporting cost with ossa_sdk.TaskResult) on loopbac
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,13 +12,10 @@ from typing import Any
 import grpc
 import pytest
 
-from orchestrator_svc.server import build_server as build_orchestrator
 from ossa.orchestrator.v1 import orchestrator_pb2 as pb
 from ossa_runtime.settings import Settings
 from ossa_sdk import Agent, TaskResult
-from registry_svc.server import build_server as build_registry
-from tests import auth
-from tests.integration.orchestration import Client, fast, step, struct, to_dict
+from tests.integration.orchestration import Client, serving, step, struct, tasks_by_name, to_dict
 
 
 @dataclass
@@ -30,27 +26,16 @@ class Stack:
 
 @pytest.fixture(scope="module")
 async def stack(settings: Settings) -> AsyncIterator[Stack]:
-    registry, registry_port = await build_registry(settings, port=0)
-    await registry.start()
-    orchestrator, port = await build_orchestrator(fast(settings, registry_port), port=0)
-    await orchestrator.start()
-    target, cap = f"127.0.0.1:{port}", f"work-{secrets.token_hex(3)}"
+    cap = f"work-{secrets.token_hex(3)}"
 
     async def costly(task_input: dict[str, Any]) -> TaskResult:
         return TaskResult({"ok": True}, cost=float(task_input["params"].get("cost", 0)))
 
-    agent = Agent(f"costly-{cap}", capabilities=[cap], handler=costly, slots=4, registry=f"127.0.0.1:{registry_port}",
-                  orchestrator=target, heartbeat_interval=0.2, grace_seconds=1.0, token=auth.ADMIN_TOKEN)  # fmt: skip
-    serving = asyncio.create_task(agent.serve())
-    client = Client(target, f"127.0.0.1:{registry_port}")
-    try:
+    def agents(common: dict[str, Any]) -> list[Agent]:
+        return [Agent(f"costly-{cap}", capabilities=[cap], handler=costly, slots=4, **common)]
+
+    async with serving(settings, agents) as client:
         yield Stack(client, cap)
-    finally:
-        agent.stop()
-        await asyncio.gather(serving, return_exceptions=True)
-        await client.close()
-        await orchestrator.stop()
-        await registry.stop()
 
 
 async def start(stack: Stack, steps: list[dict[str, Any]], **budget: Any) -> str:
@@ -62,8 +47,7 @@ async def start(stack: Stack, steps: list[dict[str, Any]], **budget: Any) -> str
 
 
 async def tasks_of(stack: Stack, execution_id: str) -> dict[str, pb.Task]:
-    reply = await stack.client.orch.ListExecutionTasks(pb.ListExecutionTasksRequest(execution_id=execution_id))
-    return {t.name: t for t in reply.tasks}
+    return await tasks_by_name(stack.client, execution_id)
 
 
 def chain(stack: Stack, n: int, cost: float = 0) -> list[dict[str, Any]]:

@@ -5,7 +5,6 @@ and SDK agents (ossa_sdk.roles) on loopback."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,15 +13,12 @@ from typing import Any
 import grpc
 import pytest
 
-from orchestrator_svc.server import build_server as build_orchestrator
 from ossa.orchestrator.v1 import orchestrator_pb2 as pb
 from ossa.registry.v1 import registry_pb2 as rpb
 from ossa_runtime.settings import Settings
 from ossa_sdk import Agent
 from ossa_sdk.roles import critic, judge, producer
-from registry_svc.server import build_server as build_registry
-from tests import auth
-from tests.integration.orchestration import Client, fast, step, to_dict
+from tests.integration.orchestration import Client, serving, step, tasks_by_name, to_dict
 
 
 @dataclass
@@ -34,11 +30,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 async def stack(settings: Settings) -> AsyncIterator[Stack]:
-    registry, registry_port = await build_registry(settings, port=0)
-    await registry.start()
-    orchestrator, port = await build_orchestrator(fast(settings, registry_port), port=0)
-    await orchestrator.start()
-    target, suffix = f"127.0.0.1:{port}", secrets.token_hex(3)
+    suffix = secrets.token_hex(3)
     reviewed: list[dict[str, Any]] = []
 
     def write(params: dict[str, Any], context: dict[str, Any], feedback: Any) -> dict[str, Any]:
@@ -55,31 +47,24 @@ async def stack(settings: Settings) -> AsyncIterator[Stack]:
     def score(output: Any, task_input: dict[str, Any]) -> float:
         return float(len(str(output.get("text", "")).split()))
 
-    common = {"registry": f"127.0.0.1:{registry_port}", "orchestrator": target, "heartbeat_interval": 0.2,
-              "grace_seconds": 1.0, "token": auth.ADMIN_TOKEN}  # fmt: skip
-    agents = [
-        Agent(f"writer-{suffix}", capabilities=[f"write-{suffix}"], handler=producer(write), slots=2, **common),
-        Agent(
-            f"critic-{suffix}",
-            type="critic",
-            capabilities=[f"review-{suffix}"],
-            handler=critic(long_enough),
-            slots=2,
-            **common,
-        ),
-        Agent(f"judge-{suffix}", type="judge", capabilities=[f"review-{suffix}"], handler=judge(score, 5.0), **common),
-    ]
-    serving = [asyncio.create_task(a.serve()) for a in agents]
-    client = Client(target, f"127.0.0.1:{registry_port}")
-    try:
+    def agents(common: dict[str, Any]) -> list[Agent]:
+        return [
+            Agent(f"writer-{suffix}", capabilities=[f"write-{suffix}"], handler=producer(write), slots=2, **common),
+            Agent(
+                f"critic-{suffix}",
+                type="critic",
+                capabilities=[f"review-{suffix}"],
+                handler=critic(long_enough),
+                slots=2,
+                **common,
+            ),
+            Agent(
+                f"judge-{suffix}", type="judge", capabilities=[f"review-{suffix}"], handler=judge(score, 5.0), **common
+            ),
+        ]
+
+    async with serving(settings, agents) as client:
         yield Stack(client, suffix, reviewed)
-    finally:
-        for a in agents:
-            a.stop()
-        await asyncio.gather(*serving, return_exceptions=True)
-        await client.close()
-        await orchestrator.stop()
-        await registry.stop()
 
 
 def reviewed_step(stack: Stack, review: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -87,8 +72,7 @@ def reviewed_step(stack: Stack, review: dict[str, Any], **fields: Any) -> dict[s
 
 
 async def tasks_of(stack: Stack, execution_id: str) -> dict[str, pb.Task]:
-    reply = await stack.client.orch.ListExecutionTasks(pb.ListExecutionTasksRequest(execution_id=execution_id))
-    return {t.name: t for t in reply.tasks}
+    return await tasks_by_name(stack.client, execution_id)
 
 
 async def test_a_rejected_draft_goes_back_with_feedback_until_the_critic_accepts(stack: Stack) -> None:
