@@ -35,7 +35,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import auth
-from benchmarks.bench_writes import load, print_write_report, write_rows
+from benchmarks.bench_writes import fan_out, load, print_write_report, write_rows
 from benchmarks.cached_reads import INSTALL_HINT, ReadRow, cached_read_rows, h2load, print_cached_reads
 from benchmarks.report import Result, machine_note, print_table
 from ossa.registry.v1 import registry_pb2 as pb
@@ -177,25 +177,9 @@ def _load_worker(gateway: str, method: str, path: str, threads: int, duration: f
 def throughput(
     gateway: str, operation: str, method: str, path: str, processes: int, threads: int, duration: float
 ) -> Result:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [
-        ctx.Process(target=_load_worker, args=(gateway, method, path, threads, duration, queue))
-        for _ in range(processes)
-    ]
-    started = time.perf_counter()
-    for p in procs:
-        p.start()
-    samples: list[float] = []
-    errors = 0
-    for _ in procs:
-        s, e = queue.get()
-        samples.extend(s)
-        errors += e
-    for p in procs:
-        p.join()
+    samples, errors, elapsed = fan_out(_load_worker, (gateway, method, path, threads, duration), processes)
     label = f"REST {method} via Envoy, {processes}x{threads} conns"
-    return Result(operation, label, samples, time.perf_counter() - started, errors)
+    return Result(operation, label, samples, elapsed, errors)
 
 
 def cached_reads(args: argparse.Namespace, agent_id: str) -> None:

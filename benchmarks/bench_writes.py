@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from benchmarks import auth
 from benchmarks.report import Result
@@ -93,12 +94,17 @@ def _load_process(gateway: str, method: str, path: str, conns: int, duration: fl
 
 def load(gateway: str, operation: str, method: str, path: str, processes: int, conns: int, duration: float) -> Result:
     """`processes` x `conns` keep-alive connections sending back-to-back requests for `duration` s."""
+    samples, errors, elapsed = fan_out(_load_process, (gateway, method, path, conns, duration), processes)
+    label = f"REST {method} via Envoy, asyncio {processes}x{conns} conns"
+    return Result(operation, label, samples, elapsed, errors)
+
+
+def fan_out(worker: Callable[..., None], args: tuple[Any, ...], processes: int) -> tuple[list[float], int, float]:
+    """Run `worker(*args, queue)` in `processes` spawned processes; each puts (samples, errors) on the
+    queue. Returns every sample, the error count and the wall time."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [
-        ctx.Process(target=_load_process, args=(gateway, method, path, conns, duration, queue))
-        for _ in range(processes)
-    ]
+    procs = [ctx.Process(target=worker, args=(*args, queue)) for _ in range(processes)]
     started = time.perf_counter()
     for p in procs:
         p.start()
@@ -110,8 +116,7 @@ def load(gateway: str, operation: str, method: str, path: str, processes: int, c
         errors += e
     for p in procs:
         p.join()
-    label = f"REST {method} via Envoy, asyncio {processes}x{conns} conns"
-    return Result(operation, label, samples, time.perf_counter() - started, errors)
+    return samples, errors, time.perf_counter() - started
 
 
 def backlog_gauge(metrics: str) -> float | None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.agents import agents, platform_token
+from tests.e2e.agents import agents, platform_token, run_workflow
 from tests.e2e.platform import Platform, request
 
 pytestmark = pytest.mark.e2e
@@ -21,22 +21,8 @@ LEASED = ("assigned", "running")
 
 
 def started(platform: Platform, steps: list[dict[str, Any]], **start: Any) -> str:
-    name = f"roles-{secrets.token_hex(4)}"
-    status, _, workflow = request(
-        platform.gateway,
-        "POST",
-        "/api/v1/workflows",
-        {"name": name, "version": "1.0.0", "definition": {"steps": steps}},
-    )
-    assert status == 201, workflow
-    status, _, _ = request(platform.gateway, "POST", f"/api/v1/workflows/{workflow['id']}/publish", {})
-    assert status == 200
-    status, _, reply = request(
-        platform.gateway, "POST", "/api/v1/orchestrate", {"workflow_id": workflow["id"], **start}
-    )
-    assert status == 202, reply
-    execution_id: str = reply["execution_id"]
-    return execution_id
+    """Publish a workflow of `steps` and start it; the execution's id."""
+    return run_workflow(platform, steps, **start)[1]
 
 
 def execution_of(platform: Platform, execution_id: str) -> dict[str, Any]:

@@ -16,9 +16,6 @@ import json
 import secrets
 import socket
 import ssl
-import subprocess
-import time
-import urllib.request
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -29,7 +26,6 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway_http.envoy_config.binary import find_envoy
 from gateway_http.envoy_config.render import render_envoy_config
 from gateway_http.server import build_server as build_gateway
 from monitoring_svc.server import build_server as build_monitoring
@@ -39,6 +35,7 @@ from ossa_runtime.server import ServiceHost
 from ossa_runtime.settings import Settings
 from ossa_sdk import Agent
 from registry_svc.server import build_server as build_registry
+from tests.envoy import envoy_running
 from tests.tls_certs import Certs, make_certs
 
 RSA_SPEC_SUITES = ("ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-AES128-GCM-SHA256")
@@ -56,27 +53,8 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
 def running_envoy(settings: Settings, directory: Path) -> Iterator[int]:
     """Envoy rendered from `settings`, until the block ends; yields its listener port."""
     config = render_envoy_config(settings, directory / "envoy")
-    log_path = directory / "envoy.log"
-    with log_path.open("w") as log:
-        envoy = subprocess.Popen(
-            [find_envoy(), "-c", str(config), "--disable-hot-restart", "-l", "warning"], stdout=log, stderr=log
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    url = f"http://127.0.0.1:{settings.envoy_admin_port}/ready"
-                    with urllib.request.urlopen(url, timeout=1) as reply:
-                        if reply.status == 200:
-                            break
-                except OSError:
-                    if envoy.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(log_path.read_text()) from None
-                    time.sleep(0.05)
-            yield settings.gateway_port
-        finally:
-            envoy.terminate()
-            envoy.wait(10)
+    with envoy_running(config, settings.envoy_admin_port, directory / "envoy.log"):
+        yield settings.gateway_port
 
 
 @pytest.fixture(scope="module")

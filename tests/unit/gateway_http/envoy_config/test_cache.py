@@ -12,10 +12,8 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import subprocess
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from concurrent import futures
 from importlib.resources import files
@@ -27,9 +25,10 @@ import pytest
 import yaml
 
 from gateway_http.envoy_config import cache
-from gateway_http.envoy_config.binary import find_envoy, validate_envoy_config
+from gateway_http.envoy_config.binary import validate_envoy_config
 from gateway_http.envoy_config.render import render_envoy_config
 from ossa.registry.v1 import registry_pb2, registry_pb2_grpc
+from tests.envoy import envoy_running
 from tests.unit.gateway_http.envoy_config.test_render import free_port, make_settings
 
 AGENT_ID = "00000000-0000-4000-8000-000000000001"
@@ -170,26 +169,10 @@ def stub_gateway(tmp_path: Path) -> Iterator[tuple[str, _CountingRegistry]]:
         tmp_path, gateway_port=free_port(), envoy_admin_port=free_port(), registry_port=registry_port
     )
     config = render_envoy_config(settings, tmp_path / "envoy")
-    log = (tmp_path / "envoy.log").open("w")
-    envoy = subprocess.Popen(
-        [find_envoy(), "-c", str(config), "--disable-hot-restart", "-l", "warning"], stdout=log, stderr=log
-    )
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{settings.envoy_admin_port}/ready", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if envoy.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((tmp_path / "envoy.log").read_text()) from None
-                time.sleep(0.05)
-        yield f"127.0.0.1:{settings.gateway_port}", stub
+        with envoy_running(config, settings.envoy_admin_port, tmp_path / "envoy.log"):
+            yield f"127.0.0.1:{settings.gateway_port}", stub
     finally:
-        envoy.terminate()
-        envoy.wait(10)
-        log.close()
         server.stop(None)
 
 

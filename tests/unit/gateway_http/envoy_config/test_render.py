@@ -10,9 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from concurrent import futures
 from importlib.resources import files
@@ -31,6 +29,7 @@ from gateway_http.envoy_config.render import HTTP_TO_GRPC, LIMIT_MESSAGES, ossa_
 from ossa.registry.v1 import registry_pb2, registry_pb2_grpc
 from ossa_runtime import limits
 from ossa_runtime.settings import Settings
+from tests.envoy import envoy_running
 from tests.uploads import upload
 
 FDP = descriptor_pb2.FieldDescriptorProto
@@ -408,26 +407,10 @@ def gateway(tmp_path: Path, descriptor: bytes) -> Iterator[str]:
         gateway_grpc_port=free_port(),  # nothing listens: the gateway cluster is down
     )
     config = render_envoy_config(settings, tmp_path / "envoy", descriptor=_with_page_token(descriptor))
-    log = (tmp_path / "envoy.log").open("w")
-    envoy = subprocess.Popen(
-        [find_envoy(), "-c", str(config), "--disable-hot-restart", "-l", "warning"], stdout=log, stderr=log
-    )
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{settings.envoy_admin_port}/ready", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if envoy.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((tmp_path / "envoy.log").read_text()) from None
-                time.sleep(0.05)
-        yield f"127.0.0.1:{settings.gateway_port}"
+        with envoy_running(config, settings.envoy_admin_port, tmp_path / "envoy.log"):
+            yield f"127.0.0.1:{settings.gateway_port}"
     finally:
-        envoy.terminate()
-        envoy.wait(10)
-        log.close()
         server.stop(None)
 
 
