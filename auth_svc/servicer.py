@@ -38,7 +38,6 @@ from ossa_runtime.errors import (
     Unauthenticated,
     Unavailable,
 )
-from ossa_runtime.http import CREATED, NO_CONTENT, set_http_status
 from ossa_runtime.settings import Settings
 
 log = logging.getLogger("ossa.auth")
@@ -172,7 +171,6 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         principal = current_principal()
         record, key = await self.keys.create(request.name, role, principal.sub if principal else "")
         log.info("api key created", extra={"metadata": {"api_key_id": record.id, "name": record.name, "role": role}})
-        await set_http_status(context, CREATED)
         return pb.CreateApiKeyResponse(api_key=api_key_message(record), key=key)
 
     @_datastores
@@ -193,7 +191,6 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         for session in ended:
             await self._end(session)
         log.info("api key revoked", extra={"metadata": {"api_key_id": record.id, "sessions_ended": len(ended)}})
-        await set_http_status(context, NO_CONTENT)
         return pb.RevokeApiKeyResponse()
 
     @_datastores
@@ -214,7 +211,6 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             expires_at = datetime.fromtimestamp(time.time() + DEFAULT_REVOCATION_SECONDS, UTC)
         await self.revocations.revoke(jti, expires_at)
         log.info("token revoked", extra={"metadata": {"jti": jti}})
-        await set_http_status(context, NO_CONTENT)
         return pb.RevokeTokenResponse()
 
 

@@ -2,12 +2,15 @@
 -- filter, so it sees responses last: after the gRPC-JSON transcoder has turned them into JSON.
 -- gRPC clients (content-type application/grpc*) get their replies untouched.
 --
--- 1. Status codes. The transcoder answers every successful call with 200. A service that means
---    something else (201 Created, 202 Accepted, 204 No Content, 503 for an unhealthy health
---    report) sends `x-http-code: <status>` as initial metadata right before its reply (see
---    ossa_runtime/http.py). The header is removed; :status is rewritten only when it is 200, so a
---    call that failed after sending the metadata keeps its error status (409 must not become
---    201). A 204 loses content-type, content-length and then its body, so keep-alive works.
+-- 1. Status codes. The transcoder answers every successful call with 200. A method whose success
+--    status is another one (201 Created, 202 Accepted, 204 No Content: SUCCESS_STATUS and the
+--    Create*/Delete* rule in gateway_http/openapi_tables.py) has route metadata
+--    {http_status: <code>} (gateway_http/envoy_config/render.py), so the services send nothing
+--    extra. A status that depends on the reply (503 for an unhealthy health report) comes from the
+--    service as `x-http-code: <status>` initial metadata (ossa_runtime/http.py), which wins over
+--    the route's. The header is removed; :status is rewritten only when it is 200, so a failed
+--    call keeps its error status (409 must not become 201). A 204 loses content-type,
+--    content-length and then its body, so keep-alive works.
 --
 -- 2. `response_body`. Envoy's transcoder does not support google.api.http `response_body` for
 --    non-HttpBody fields, so gateway_http/envoy_config/render.py strips it from the descriptor Envoy
@@ -26,6 +29,14 @@ local CONSISTENCY = "x-ossa-consistency"
 
 local function is_grpc(content_type)
   return content_type ~= nil and string.sub(content_type, 1, 16) == "application/grpc"
+end
+
+-- The route's `http_status` (a number in the route metadata) as a status string, or nil.
+local function status_text(value)
+  if type(value) == "number" then
+    return string.format("%d", value)
+  end
+  return type(value) == "string" and value or nil
 end
 
 local function drop_grpc_headers(headers)
@@ -199,6 +210,10 @@ function envoy_on_response(response_handle)
   -- Only a successful reply changes: an error keeps its status and {code, message, details} body.
   local no_content, field, sole = false, nil, false
   if headers:get(":status") == "200" then
+    local route = response_handle:metadata()
+    if code == nil then
+      code = status_text(route:get("http_status"))
+    end
     if code ~= nil and string.match(code, "^[2-5]%d%d$") then
       headers:replace(":status", code)
       no_content = code == "204"
@@ -207,7 +222,6 @@ function envoy_on_response(response_handle)
       headers:remove("content-type")
       headers:remove("content-length")
     else
-      local route = response_handle:metadata()
       field = route:get("response_body")
       sole = route:get("response_body_sole") == true
     end

@@ -31,8 +31,8 @@ from gateway_http.openapi_tables import (
     NOT_RATE_LIMITED,
     REQUIRED,
     SCALARS,
-    SUCCESS_STATUS,
     WELL_KNOWN,
+    success_status,
 )
 
 FDP = descriptor_pb2.FieldDescriptorProto
@@ -296,9 +296,7 @@ class _Builder:
                 body = self.field_schema(owner, field)
             op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
 
-        status = SUCCESS_STATUS.get(full) or (
-            201 if method.name.startswith("Create") else 204 if method.name.startswith("Delete") else 200
-        )
+        status = success_status(full)
         reply: Schema = {}
         if status != 204:
             if rule.response_body:

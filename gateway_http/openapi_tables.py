@@ -13,8 +13,11 @@ from google.protobuf import descriptor_pb2
 FDP = descriptor_pb2.FieldDescriptorProto
 Schema = dict[str, Any]
 
-# Success status by full method name; otherwise Create* -> 201, Delete* -> 204, else 200.
-# The service sends the same code as `x-http-code` metadata (ossa_runtime/http.py).
+# Success status by full method name; otherwise Create* -> 201, Delete* -> 204, else 200 (the
+# rule: `success_status` below). The OpenAPI document and the gateway both use
+# it: Envoy's route for each method whose status is not 200 carries it as `http_status` metadata,
+# which envoy/status.lua applies to REST replies (gateway_http/envoy_config/render.py), so the
+# services send nothing for it.
 SUCCESS_STATUS: dict[str, int] = {
     "ossa.registry.v1.AgentRegistryService.CreateAgent": 201,
     "ossa.registry.v1.AgentRegistryService.DeleteAgent": 204,
@@ -25,6 +28,18 @@ SUCCESS_STATUS: dict[str, int] = {
     "ossa.auth.v1.AuthService.RevokeApiKey": 204,
     "ossa.auth.v1.AuthService.RevokeToken": 204,
 }
+
+
+def success_status(method: str) -> int:
+    """The HTTP status of a successful REST call of `method` (full name: package.Service.Method):
+    SUCCESS_STATUS, else Create* -> 201, Delete* -> 204, else 200. The gateway's Envoy routes
+    carry the same code (gateway_http/envoy_config/render.py)."""
+    if method in SUCCESS_STATUS:
+        return SUCCESS_STATUS[method]
+    name = method.rsplit(".", 1)[-1]
+    return 201 if name.startswith("Create") else 204 if name.startswith("Delete") else 200
+
+
 # Methods that answer another status with their normal reply body, e.g. an unhealthy report.
 ALSO_SUCCESS: dict[str, tuple[int, str]] = {
     "ossa.gateway.v1.GatewayService.GetHealth": (

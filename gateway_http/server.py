@@ -9,7 +9,7 @@ import grpc
 
 from auth_svc import servicer as auth_service
 from gateway_http.card import platform_card
-from gateway_http.envoy_config.render import descriptor_bytes
+from gateway_http.envoy_config.descriptor import descriptor_bytes
 from gateway_http.health import Component, HealthReporter, service_components
 from ossa.gateway.v1 import gateway_pb2 as pb
 from ossa.gateway.v1 import gateway_pb2_grpc

@@ -16,7 +16,6 @@ from monitoring_svc.query import MetricsQuery
 from ossa.monitoring.v1 import monitoring_pb2 as pb
 from ossa.monitoring.v1 import monitoring_pb2_grpc
 from ossa_runtime.errors import InvalidArgument
-from ossa_runtime.http import ACCEPTED, set_http_status
 
 log = logging.getLogger("ossa.monitoring")
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -56,7 +55,6 @@ class MonitoringServicer(monitoring_pb2_grpc.MonitoringServiceServicer):
             raise InvalidArgument("metrics", "at least one point is required")
         tally = Tally()
         await self.ingest.accept(request.metrics, tally)
-        await set_http_status(context, ACCEPTED)
         return pb.IngestMetricsResponse(accepted=tally.accepted, rejected=tally.rejected, rejections=tally.messages())
 
     async def QueryMetrics(self, request: pb.QueryMetricsRequest, context: Context) -> pb.QueryMetricsResponse:

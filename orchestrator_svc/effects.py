@@ -107,6 +107,10 @@ class Effects:
             log.warning("after-commit writes failed", extra={"metadata": {"error": str(err)}})
 
     async def _write(self, later: _Later) -> None:
+        """The mirror's writes in one script call, then one message to the other processes. A freed
+        slot is announced only for agents with no stream here: an agent's leases end where its
+        stream is, as a rule, and a process that also holds one of its streams (a reconnect landed
+        elsewhere) learns of the slot from its next refresh (Dispatcher.refresh, every second)."""
         requeued = [r.task_id for o in later.outcomes for r in o.released if r.will_retry]
         back = await self.mirror.pending_rows(requeued) if requeued else []
         batch = mirror.Batch()
@@ -117,9 +121,11 @@ class Effects:
         for task_id, agent_id, seconds in later.renewed:
             batch.renewed(task_id, agent_id, seconds)
         await self.mirror.apply(batch)
+        here = self.dispatcher.agents
+        ends = [e for o in later.outcomes for e in o.ended]
         await self.hub.publish(
             later.ready | {k for o in later.outcomes for k in _ready_keys(o)},
-            {(e.agent_id, e.task_id) for o in later.outcomes for e in o.ended if e.agent_id and e.attempt},
+            {(e.agent_id, e.task_id) for e in ends if e.agent_id and e.attempt and e.agent_id not in here},
             [r for o in later.outcomes for r in o.revoked],
             self.hub.watched_elsewhere(_changed(later)),
         )

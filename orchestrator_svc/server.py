@@ -143,6 +143,7 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
         bound = host.bind(
             settings.host, settings.orchestrator_port if port is None else port, tls.server_credentials(settings)
         )
+        host.bind_worker_port(settings)
         await effects.mirror.check()
     except BaseException:
         await close()

@@ -25,7 +25,6 @@ from ossa_runtime import logging as ossa_logging
 from ossa_runtime import tracing, validate
 from ossa_runtime.auth.principal import agent_scoped, current_principal, require_agent
 from ossa_runtime.errors import DomainError, FailedPrecondition, FieldViolation, InvalidArgument, NotFound, Unavailable
-from ossa_runtime.http import ACCEPTED, CREATED, set_http_status
 
 log = logging.getLogger("ossa.orchestrator")
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -52,7 +51,6 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     async def CreateWorkflow(self, request: pb.CreateWorkflowRequest, context: Context) -> pb.CreateWorkflowResponse:
         new = validation.parse_new_workflow(request)
         row = await self.workflows.create(new.name, new.version, new.description, new.definition)
-        await set_http_status(context, CREATED)
         return pb.CreateWorkflowResponse(workflow=convert.workflow(row))
 
     async def ListWorkflows(self, request: pb.ListWorkflowsRequest, context: Context) -> pb.ListWorkflowsResponse:
@@ -91,9 +89,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     async def StartExecution(self, request: pb.StartExecutionRequest, context: Context) -> pb.StartExecutionResponse:
         item = await self._start_item(validation.parse_start(request))
         started = await self.batches.starts.submit(item)
-        if started.created:
-            log.info("execution started", extra={"metadata": {"execution_id": started.execution["id"]}})
-        await set_http_status(context, ACCEPTED)
+        # On the call's access log line ("rpc finished"): one line per start, not two.
+        ossa_logging.annotate(execution_id=started.execution["id"], created=started.created)
         return _started(started)
 
     async def StartExecutions(self, request: pb.StartExecutionsRequest, context: Context) -> pb.StartExecutionsResponse:
@@ -110,8 +107,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
             except DomainError as err:
                 raise type(err)(f"executions[{i}]: {err.message}") from None
         started = await self.batches.start_all(items)
-        log.info("executions started", extra={"metadata": {"count": sum(s.created for s in started)}})
-        await set_http_status(context, ACCEPTED)
+        ossa_logging.annotate(executions_started=sum(s.created for s in started))  # on the access log line
         return pb.StartExecutionsResponse(executions=[_started(s) for s in started])
 
     async def GetExecution(self, request: pb.GetExecutionRequest, context: Context) -> pb.GetExecutionResponse:

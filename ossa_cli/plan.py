@@ -18,7 +18,7 @@ from gateway_http.envoy_config.binary import find_envoy
 from gateway_http.envoy_config.render import render_envoy_config
 from ossa_cli.children import Component
 from ossa_cli.embedded import command_prefix
-from ossa_cli.ports import PortClaim
+from ossa_cli.ports import PortClaim, free_ports
 from ossa_cli.postgres import EmbeddedPostgres
 from ossa_cli.probes import all_of, connect_host, grpc_health, http_ok, readiness_tls
 from ossa_cli.valkey import EmbeddedValkey
@@ -39,6 +39,8 @@ class Plan:
     redis: EmbeddedValkey | None = None
     stages: list[list[Component]] = field(default_factory=list)
     claims: list[PortClaim] = field(default_factory=list)
+    # A service run as several workers: each worker's own port, which Envoy balances requests over.
+    worker_ports: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def logs_dir(self) -> Path:
@@ -70,6 +72,9 @@ class Plan:
         # Several workers: prometheus_client's multiprocess mode, worker 0 serves /metrics for all.
         env["OSSA_WORKER_INDEX"] = str(worker)
         env.pop(MULTIPROC_ENV, None)
+        env.pop(f"{PREFIX}WORKER_PORT", None)
+        if name in self.worker_ports:
+            env[f"{PREFIX}WORKER_PORT"] = str(self.worker_ports[name][worker])
         if workers > 1:
             env[MULTIPROC_ENV] = str(self.metrics_dir(name))
         return env
@@ -109,6 +114,9 @@ def build_plan(settings: Settings, *, python: str = sys.executable) -> Plan:
         metrics_port = info.metrics_port(s)
         plan.claims.append(PortClaim(f"{info.name} metrics", s.host, metrics_port, info.metrics_port_field))
         copies = {REGISTRY: s.registry_workers, ORCHESTRATOR: s.orchestrator_workers}.get(info, 1)
+        if copies > 1:  # the kernel would spread Envoy's few long-lived connections, not its requests
+            ports = plan.worker_ports[info.name] = free_ports(s.host, copies)
+            plan.claims += [PortClaim(f"{info.name}[{i + 1}]", s.host, p) for i, p in enumerate(ports)]
         for i in range(copies):
             name = info.name if copies == 1 else f"{info.name}[{i + 1}]"
             services.append(_service(plan, name, info.name, info.package, (port, metrics_port), (i, copies)))
@@ -170,7 +178,8 @@ def _envoy(plan: Plan) -> Component:
     config: list[Path] = []
 
     def prepare() -> None:
-        config[:] = [render_envoy_config(plan.child_settings(), plan.envoy_dir)]
+        targets = {name: [(s.host, p) for p in ports] for name, ports in plan.worker_ports.items()}
+        config[:] = [render_envoy_config(plan.child_settings(), plan.envoy_dir, targets=targets)]
 
     def argv() -> list[str]:
         # setpriv's parent-death signal: this Envoy build was seen to outlive a SIGKILLed supervisor.

@@ -15,7 +15,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from ossa_runtime import limits, tracing
+from ossa_runtime import eventloop, limits, tls, tracing
 from ossa_runtime.interceptors import default_interceptors
 from ossa_runtime.logging import configure_logging
 from ossa_runtime.metrics import serves_metrics
@@ -104,6 +104,12 @@ class ServiceHost:
             raise PortInUseError(f"{self.name}: cannot listen on {address}: port {port} is in use")
         return bound
 
+    def bind_worker_port(self, settings: Settings) -> None:
+        """Also listen on this worker's own port (OSSA_WORKER_PORT), if it has one: Envoy lists each
+        worker of a service as an endpoint and balances requests over them (ossa_cli/plan.py)."""
+        if settings.worker_port:
+            self.bind(settings.host, settings.worker_port, tls.server_credentials(settings))
+
     async def start(self) -> None:
         try:
             await self.metrics.start()  # first: a busy metrics port fails before anything is served
@@ -180,7 +186,7 @@ def run_main(service: str, build: Callable[[Settings], Awaitable[tuple[ServiceHo
         await host.serve()
 
     try:
-        asyncio.run(run())
+        eventloop.run(run(), settings.event_loop)
     except (PortInUseError, SettingsError) as err:  # SettingsError: e.g. auth on without a JWT key
         print(f"{service}: {err}" if isinstance(err, SettingsError) else str(err), file=sys.stderr)
         return 2

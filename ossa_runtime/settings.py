@@ -91,6 +91,12 @@ class Settings:
     orchestrator_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     # Which of its service's worker processes this is, 0-based (`ossa up` sets it per process).
     worker_index: int = 0
+    # This worker's own gRPC port besides the shared one (`ossa up` gives each of several workers one, so
+    # that Envoy balances requests over the processes instead of the kernel spreading a few connections);
+    # 0 = none.
+    worker_port: int = 0
+    # The event loop of every process (ossa_runtime/eventloop.py): auto (uvloop when installed), uvloop, asyncio.
+    event_loop: str = "auto"
     # Logging: level and the service name written in every line.
     log_level: str = "info"
     service_name: str = "ossa"
@@ -247,6 +253,8 @@ class Settings:
             raise SettingsError(f"{PREFIX}TRACING_EXPORTER={self.tracing_exporter}: use none, otlp or console")
         if self.tracing_exporter.lower() == "otlp" and not self.otlp_endpoint:
             raise SettingsError(f"{PREFIX}TRACING_EXPORTER=otlp needs {PREFIX}OTLP_ENDPOINT")
+        if self.event_loop not in ("auto", "uvloop", "asyncio"):
+            raise SettingsError(f"{PREFIX}EVENT_LOOP={self.event_loop}: use auto, uvloop or asyncio")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise SettingsError(f"{PREFIX}LOG_LEVEL={self.log_level}: use debug, info, warning or error")
         for cert, key in (("tls_cert_file", "tls_key_file"), ("grpc_tls_cert_file", "grpc_tls_key_file")):

@@ -25,7 +25,7 @@ from google.protobuf import struct_pb2
 from ossa.orchestrator.v1 import orchestrator_pb2_grpc
 from ossa.registry.v1 import registry_pb2 as reg
 from ossa.registry.v1 import registry_pb2_grpc
-from ossa_runtime import tracing
+from ossa_runtime import eventloop, tracing
 from ossa_runtime.auth.client import bearer_interceptors
 from ossa_runtime.tls import client_credentials
 from ossa_sdk.backoff import Backoff
@@ -164,8 +164,9 @@ class Agent:
     # Lifecycle ---------------------------------------------------------------------------------------
 
     def run(self, install_signal_handlers: bool = True) -> None:
-        """Serve until stop(), SIGINT or SIGTERM (a second signal stops running handlers at once)."""
-        asyncio.run(self._run(install_signal_handlers))
+        """Serve until stop(), SIGINT or SIGTERM (a second signal stops running handlers at once), on
+        uvloop when it is installed (OSSA_EVENT_LOOP=asyncio: asyncio's own loop)."""
+        eventloop.run(self._run(install_signal_handlers), os.environ.get("OSSA_EVENT_LOOP") or "auto")
 
     async def _run(self, install_signal_handlers: bool) -> None:
         loop = asyncio.get_running_loop()

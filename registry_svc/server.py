@@ -56,6 +56,7 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
         bound = host.bind(
             settings.host, settings.registry_port if port is None else port, tls.server_credentials(settings)
         )
+        host.bind_worker_port(settings)
         await presence.rebuild(row_to_dict(r) for r in await store.list_all())
     except BaseException:
         await redis.aclose()

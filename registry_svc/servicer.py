@@ -14,7 +14,6 @@ from ossa.registry.v1 import registry_pb2_grpc
 from ossa_runtime import logging as ossa_logging
 from ossa_runtime.auth.principal import can_act_as_agent, current_principal, require_agent
 from ossa_runtime.errors import NotFound
-from ossa_runtime.http import CREATED, NO_CONTENT, set_http_status
 from ossa_runtime.messages import agent_from_row, timestamp
 from ossa_runtime.settings import Settings
 from registry_svc import validation
@@ -46,7 +45,6 @@ class AgentRegistryServicer(registry_pb2_grpc.AgentRegistryServiceServicer):
         row = await self.store.create(new)
         await self._publish(row)
         log.info("agent registered", extra={"metadata": {"agent_id": row["id"], "name": new.name}})
-        await set_http_status(context, CREATED)
         return pb.CreateAgentResponse(agent=agent_from_row(row))
 
     async def ListAgents(self, request: pb.ListAgentsRequest, context: Context) -> pb.ListAgentsResponse:
@@ -70,7 +68,6 @@ class AgentRegistryServicer(registry_pb2_grpc.AgentRegistryServiceServicer):
         except Exception as err:  # a stale Redis entry is caught by the PostgreSQL check on its next beat
             log.warning("could not remove agent from Redis", extra={"metadata": {"error": str(err)}})
         log.info("agent unregistered", extra={"metadata": {"agent_id": agent_id}})
-        await set_http_status(context, NO_CONTENT)
         return pb.DeleteAgentResponse()
 
     async def Heartbeat(

@@ -20,7 +20,6 @@ import grpc
 from ossa.search.v1 import search_pb2 as pb
 from ossa.search.v1 import search_pb2_grpc
 from ossa_runtime.errors import FailedPrecondition
-from ossa_runtime.http import CREATED, NO_CONTENT, set_http_status
 from ossa_runtime.messages import agent_from_row, timestamp
 from ossa_runtime.messages import workflow_message as workflow_from_row
 from ossa_search.chunk import chunk
@@ -125,7 +124,6 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             "knowledge added",
             extra={"metadata": {"document_id": stored.document_id, "chunks": stored.chunk_count, "indexed": indexed}},
         )
-        await set_http_status(context, CREATED)
         return pb.AddKnowledgeResponse(document_id=stored.document_id, chunk_count=stored.chunk_count, indexed=indexed)
 
     async def SearchKnowledge(self, request: pb.SearchKnowledgeRequest, context: Context) -> pb.SearchKnowledgeResponse:
@@ -150,7 +148,6 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         change_id = await self.knowledge.delete(document_id)
         await asyncio.shield(asyncio.ensure_future(self.indexer.index_now(change_id)))
         log.info("knowledge deleted", extra={"metadata": {"document_id": document_id}})
-        await set_http_status(context, NO_CONTENT)
         return pb.DeleteKnowledgeResponse()
 
     async def Snapshot(self, request: pb.SnapshotRequest, context: Context) -> pb.SnapshotResponse:

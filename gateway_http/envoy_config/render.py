@@ -3,7 +3,8 @@
 `render_envoy_config(settings, out_dir)` writes `out_dir/envoy.yaml` plus the files it points at
 (the proto descriptor set, the OpenAPI document and the Lua status filter), so the directory is
 self-contained and Envoy can be (re)started from it alone. The list of transcoded services and the
-per-method routes (streaming methods, `response_body` unwrapping) are computed from the descriptor:
+per-method routes (streaming methods, `response_body` unwrapping, success statuses) are computed from
+the descriptor (gateway_http/envoy_config/descriptor.py):
 adding a service to protos/ and regenerating gen/ is enough for Envoy to serve it.
 """
 
@@ -12,36 +13,38 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from importlib.resources import files
 from pathlib import Path
 from string import Template
 
 import yaml
-from google.api import annotations_pb2  # type: ignore[import-untyped]
-from google.protobuf import descriptor_pb2
 
 from gateway_http.envoy_config.addresses import cluster_type, loopback
 from gateway_http.envoy_config.cache import add_rest_cache
 from gateway_http.envoy_config.console_routes import render_console
+from gateway_http.envoy_config.descriptor import (
+    DESCRIPTOR_NAME,
+    OPENAPI_NAME,
+    GrpcMethod,
+    descriptor_bytes,
+    envoy_descriptor,
+    grpc_methods,
+    openapi_bytes,
+    ossa_services,
+)
 from gateway_http.envoy_config.tls import listener_transport_socket, upstream_transport_socket
 from gateway_http.envoy_config.tracing import access_trace_id, collector_cluster, hcm_tracing
+from gateway_http.openapi_tables import success_status
 from ossa_runtime import limits
 from ossa_runtime.settings import Settings
 
 CONFIG_NAME = "envoy.yaml"
-DESCRIPTOR_NAME = "ossa.binpb"
-OPENAPI_NAME = "openapi.json"
 LUA_NAME = "status.lua"
 RENDERED_HEADER = (
     "# Rendered by gateway_http/envoy_config/render.py from envoy/envoy.yaml (see its comments); do not edit.\n"
 )
 
-# Upstream clusters by the second component of a proto package (ossa.<cluster>.v1).
-CLUSTERS = ("registry", "gateway", "orchestrator", "monitoring", "search")
-# Packages served by another component's process: ossa.auth.v1 (sessions, API keys) by the gateway.
-CLUSTER_OF_PACKAGE = {"auth": "gateway"}
 # Upstream response timeout for unary calls (REST and gRPC alike); streaming methods have none.
 UNARY_TIMEOUT = "15s"
 # Unary methods that may take longer, by path (each gets its own route with this timeout).
@@ -87,119 +90,6 @@ LIMIT_MESSAGES = {
 }
 
 
-@dataclass(frozen=True)
-class GrpcMethod:
-    service: str  # full name, e.g. ossa.registry.v1.AgentRegistryService
-    name: str
-    client_streaming: bool
-    server_streaming: bool
-    response_body: str = ""  # the google.api.http rule's response_body, if any
-    # The reply message has exactly that one (top-level) field: the JSON reply is {"<field>": X}.
-    response_body_sole: bool = False
-
-    @property
-    def path(self) -> str:
-        return f"/{self.service}/{self.name}"
-
-    @property
-    def streaming(self) -> bool:
-        return self.client_streaming or self.server_streaming
-
-    @property
-    def cluster(self) -> str | None:
-        parts = self.service.split(".")
-        name = CLUSTER_OF_PACKAGE.get(parts[1], parts[1]) if len(parts) > 2 else ""
-        return name if name in CLUSTERS else None
-
-
-# Descriptor ------------------------------------------------------------------------------------
-
-
-def descriptor_bytes() -> bytes:
-    """The FileDescriptorSet built by scripts/gen_protos.py (package data of `ossa`)."""
-    return files("ossa").joinpath(DESCRIPTOR_NAME).read_bytes()
-
-
-def openapi_bytes() -> bytes:
-    """The generated OpenAPI document (package data of `ossa`)."""
-    return files("ossa").joinpath(OPENAPI_NAME).read_bytes()
-
-
-def _descriptor_set(descriptor: bytes) -> descriptor_pb2.FileDescriptorSet:
-    return descriptor_pb2.FileDescriptorSet.FromString(descriptor)
-
-
-def grpc_methods(descriptor: bytes) -> list[GrpcMethod]:
-    """Every method of every service in an `ossa.*` package, sorted by path."""
-    fds = _descriptor_set(descriptor)
-    messages = dict(_messages(fds))
-    methods = []
-    for file in fds.file:
-        if not file.package.startswith("ossa."):
-            continue
-        for service in file.service:
-            full = f"{file.package}.{service.name}"
-            for m in service.method:
-                body = m.options.Extensions[annotations_pb2.http].response_body
-                reply = messages.get(m.output_type)
-                sole = bool(body) and reply is not None and [f.name for f in reply.field] == [body]
-                methods.append(GrpcMethod(full, m.name, m.client_streaming, m.server_streaming, body, sole))
-    return sorted(methods, key=lambda m: m.path)
-
-
-def envoy_descriptor(descriptor: bytes) -> bytes:
-    """The descriptor set as Envoy's transcoder can load it.
-
-    Envoy refuses a google.api.http `response_body` naming anything but a google.api.HttpBody
-    field ("not supported yet for non-HttpBody fields"), so those are removed here; the Lua filter
-    unwraps the field instead (see envoy/status.lua and `_method_routes`).
-    """
-    fds = _descriptor_set(descriptor)
-    messages = dict(_messages(fds))
-    for file in fds.file:
-        for service in file.service:
-            for method in service.method:
-                if not method.options.HasExtension(annotations_pb2.http):
-                    continue
-                rule = method.options.Extensions[annotations_pb2.http]
-                for binding in (rule, *rule.additional_bindings):
-                    if binding.response_body and not _is_http_body(
-                        messages.get(method.output_type), binding.response_body
-                    ):
-                        binding.ClearField("response_body")
-    return fds.SerializeToString(deterministic=True)
-
-
-def _messages(fds: descriptor_pb2.FileDescriptorSet) -> Iterator[tuple[str, descriptor_pb2.DescriptorProto]]:
-    """(".package.Outer.Inner", message) for every message, nested ones included."""
-
-    def walk(
-        prefix: str, messages: Iterable[descriptor_pb2.DescriptorProto]
-    ) -> Iterator[tuple[str, descriptor_pb2.DescriptorProto]]:
-        for message in messages:
-            name = f"{prefix}.{message.name}"
-            yield name, message
-            yield from walk(name, message.nested_type)
-
-    for file in fds.file:
-        yield from walk(f".{file.package}" if file.package else "", file.message_type)
-
-
-def _is_http_body(message: descriptor_pb2.DescriptorProto | None, field_name: str) -> bool:
-    if message is None:
-        return False
-    return any(f.name == field_name and f.type_name == ".google.api.HttpBody" for f in message.field)
-
-
-def ossa_services(descriptor: bytes) -> list[str]:
-    """Full names of every service in an `ossa.*` package of the descriptor, sorted."""
-    names: set[str] = set()
-    for file in _descriptor_set(descriptor).file:
-        if file.package.startswith("ossa."):
-            names.update(f"{file.package}.{service.name}" for service in file.service)
-    return sorted(names)
-
-
 # Rendering -------------------------------------------------------------------------------------
 
 
@@ -216,26 +106,44 @@ def _endpoints(targets: Sequence[tuple[str, int]]) -> str:
 
 def _method_routes(methods: Iterable[GrpcMethod]) -> list[str]:
     """Exact-path routes ahead of the per-package prefix routes, for the methods that need one:
-    streaming methods (no timeout) and methods with a `response_body` (Lua metadata)."""
+    streaming methods (no timeout), slow ones (SLOW_METHODS), and methods with Lua metadata
+    (`response_body`, or a success status other than 200: `_lua_metadata`)."""
     routes = []
     for method in methods:
-        if not method.cluster or not (method.streaming or method.response_body or method.path in SLOW_METHODS):
+        lua = _lua_metadata(method)
+        if not method.cluster or not (method.streaming or method.path in SLOW_METHODS or lua):
             continue
-        action: dict[str, object] = {"cluster": method.cluster}
-        if method.streaming:
-            action["timeout"] = "0s"
-            action["idle_timeout"] = "0s"  # long-lived lease and heartbeat streams may be quiet for minutes
-        else:
-            action["timeout"] = SLOW_METHODS.get(method.path, UNARY_TIMEOUT)
-            action["retry_policy"] = RETRY_POLICY
-        route: dict[str, object] = {"match": {"path": method.path}, "route": action}
-        if method.response_body and not method.server_streaming:
-            lua: dict[str, object] = {"response_body": method.response_body}
-            if method.response_body_sole:
-                lua["response_body_sole"] = True
+        route: dict[str, object] = {"match": {"path": method.path}, "route": _method_action(method)}
+        if lua:
             route["metadata"] = {"filter_metadata": {"envoy.filters.http.lua": lua}}
         routes.append("- " + _yaml(route))
     return routes
+
+
+def _method_action(method: GrpcMethod) -> dict[str, object]:
+    """The route action: the method's cluster, with no timeout for a stream."""
+    action: dict[str, object] = {"cluster": method.cluster}
+    if method.streaming:
+        action["timeout"] = "0s"
+        action["idle_timeout"] = "0s"  # long-lived lease and heartbeat streams may be quiet for minutes
+    else:
+        action["timeout"] = SLOW_METHODS.get(method.path, UNARY_TIMEOUT)
+        action["retry_policy"] = RETRY_POLICY
+    return action
+
+
+def _lua_metadata(method: GrpcMethod) -> dict[str, object]:
+    """What envoy/status.lua reads from the method's route: `response_body` (unwrap that field)
+    and `http_status` (the REST success status when not 200, gateway_http/openapi_tables.py)."""
+    lua: dict[str, object] = {}
+    if method.response_body and not method.server_streaming:
+        lua["response_body"] = method.response_body
+        if method.response_body_sole:
+            lua["response_body_sole"] = True
+    status = success_status(f"{method.service}.{method.name}")
+    if status != 200:
+        lua["http_status"] = status
+    return lua
 
 
 def _local_reply_mappers() -> list[str]:
@@ -299,12 +207,13 @@ def render_envoy_config(
     settings: Settings,
     out_dir: Path,
     *,
-    registry_targets: list[tuple[str, int]] | None = None,
+    targets: Mapping[str, Sequence[tuple[str, int]]] | None = None,
     descriptor: bytes | None = None,
 ) -> Path:
     """Write `out_dir/envoy.yaml` and the files it references; return the config's path.
 
-    `registry_targets` lists the registry processes (default: settings.host:settings.registry_port);
+    `targets` lists the processes of a service run as several workers, by name ("registry",
+    "orchestrator"): Envoy balances requests over them (default: the settings' host and port);
     `descriptor` replaces the packaged FileDescriptorSet (tests).
     """
     out_dir = Path(out_dir).resolve()
@@ -321,9 +230,8 @@ def render_envoy_config(
     _write_if_changed(lua_path, template_dir.joinpath(LUA_NAME).read_bytes())
 
     upstream_host = loopback(settings.host)
-    targets = [(loopback(h), p) for h, p in (registry_targets or [(settings.host, settings.registry_port)])]
-    if not targets:
-        raise ValueError("registry_targets is empty")
+    registry = _targets(targets, "registry", (settings.host, settings.registry_port))
+    orchestrator = _targets(targets, "orchestrator", (settings.host, settings.orchestrator_port))
     services = ossa_services(descriptor)
     if not services:
         raise ValueError("the descriptor has no service in an ossa.* package")
@@ -338,8 +246,10 @@ def render_envoy_config(
         "orchestrator_port": str(settings.orchestrator_port),
         "monitoring_port": str(settings.monitoring_port),
         "search_port": str(settings.search_port),
-        "registry_cluster_type": cluster_type(h for h, _ in targets),
-        "registry_endpoints": _endpoints(targets),
+        "registry_cluster_type": cluster_type(h for h, _ in registry),
+        "registry_endpoints": _endpoints(registry),
+        "orchestrator_cluster_type": cluster_type(h for h, _ in orchestrator),
+        "orchestrator_endpoints": _endpoints(orchestrator),
         "descriptor_path": _yaml(str(descriptor_path)),
         "openapi_path": _yaml(str(openapi_path)),
         "lua_path": _yaml(str(lua_path)),
@@ -368,6 +278,13 @@ def render_envoy_config(
     config_path = out_dir / CONFIG_NAME
     _write_if_changed(config_path, text.encode("utf-8"))
     return config_path
+
+
+def _targets(targets: Mapping[str, Sequence[tuple[str, int]]] | None, name: str,
+             default: tuple[str, int]) -> list[tuple[str, int]]:  # fmt: skip
+    """The endpoints of cluster `name`: its workers' addresses, or the one default address."""
+    chosen = list((targets or {}).get(name) or [default])
+    return [(loopback(host), port) for host, port in chosen]
 
 
 def _write_if_changed(path: Path, data: bytes) -> None:

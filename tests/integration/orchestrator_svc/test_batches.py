@@ -209,7 +209,7 @@ async def test_batch_start_with_idempotency_keys_all_or_nothing(client: Client, 
 
     call = client.orch.StartExecutions(pb.StartExecutionsRequest(executions=[item("k1"), item("k2"), item()]))
     first = await call
-    assert ("x-http-code", "202") in tuple(await call.initial_metadata())
+    assert "x-http-code" not in dict(await call.initial_metadata())  # the REST status comes from the route
     assert len({e.execution_id for e in first.executions}) == 3
     again = await client.orch.StartExecutions(pb.StartExecutionsRequest(executions=[item("k2"), item("k1")]))
     assert [e.execution_id for e in again.executions] == [

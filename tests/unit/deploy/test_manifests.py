@@ -305,7 +305,7 @@ def _http_paths() -> dict[str, str]:
     from google.api import annotations_pb2  # type: ignore[import-untyped]
     from google.protobuf import descriptor_pb2
 
-    from gateway_http.envoy_config.render import descriptor_bytes
+    from gateway_http.envoy_config.descriptor import descriptor_bytes
 
     out = {}
     for file in descriptor_pb2.FileDescriptorSet.FromString(descriptor_bytes()).file:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from google.protobuf.json_format import MessageToDict
 
 from gateway_http.card import PUBLIC_SERVICES, platform_card
-from gateway_http.envoy_config.render import descriptor_bytes
+from gateway_http.envoy_config.descriptor import descriptor_bytes
 from ossa_runtime import a2a
 from ossa_runtime.settings import Settings
 

@@ -15,7 +15,8 @@ from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
-from gateway_http.openapi import SUCCESS_STATUS, VERSION, build_openapi, render_openapi, write_openapi
+from gateway_http.openapi import VERSION, build_openapi, render_openapi, write_openapi
+from gateway_http.openapi_tables import SUCCESS_STATUS
 
 FDP = descriptor_pb2.FieldDescriptorProto
 AGENT_TYPES = ["orchestrator", "worker", "critic", "judge", "trainer", "governor", "monitor", "integrator"]

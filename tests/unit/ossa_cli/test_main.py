@@ -72,6 +72,9 @@ def test_plan_starts_datastores_then_services_then_envoy(tmp_path: Path, monkeyp
         "gateway metrics": 9110,
         "envoy": 3100,
         "envoy admin": 9901,
+        # Each registry worker's own port, which Envoy balances over (test_plan.py).
+        "registry[1]": plan.worker_ports["registry"][0],
+        "registry[2]": plan.worker_ports["registry"][1],
     }
     assert all(c.log_path.parent == tmp_path / "logs" for stage in plan.stages for c in stage)
     # Before a restart after a crash, PostgreSQL's leftovers are cleared; nothing else needs that.

@@ -6,6 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ossa_cli.errors import UsageError
 from ossa_cli.main import build_parser
@@ -64,3 +65,30 @@ def test_several_workers_share_one_multiprocess_directory(tmp_path: Path, monkey
     stale.write_bytes(b"old")
     workers[0].prepare()  # before any worker starts: an empty directory
     assert (tmp_path / "metrics" / "registry").is_dir() and not stale.exists()
+
+
+def test_each_worker_has_its_own_port_and_envoy_balances_over_them(tmp_path: Path) -> None:
+    plan = build_plan(external(tmp_path, registry_workers=2, orchestrator_workers=3))
+    services = plan.stages[0]
+    for name, count in (("registry", 2), ("orchestrator", 3)):
+        ports = plan.worker_ports[name]
+        assert len(set(ports)) == count and all(ports)
+        envs = [c.env() for c in services if c.name.startswith(name) and c.env is not None]
+        assert [int(e["OSSA_WORKER_PORT"]) for e in envs] == ports
+        assert {c.port for c in plan.claims if c.component.startswith(f"{name}[")} == set(ports)
+    single = next(c for c in services if c.name == "gateway")
+    assert single.env is not None and "OSSA_WORKER_PORT" not in single.env()
+    envoy = plan.stages[-1][0]
+    assert envoy.prepare is not None
+    envoy.prepare()
+    config = yaml.safe_load((plan.envoy_dir / "envoy.yaml").read_text())
+    clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
+    dialled = [e["endpoint"]["address"]["socket_address"]["port_value"]
+               for e in clusters["orchestrator"]["load_assignment"]["endpoints"][0]["lb_endpoints"]]  # fmt: skip
+    assert dialled == plan.worker_ports["orchestrator"]
+
+
+def test_one_worker_has_no_worker_port(tmp_path: Path) -> None:
+    plan = build_plan(external(tmp_path, registry_workers=1, orchestrator_workers=1))
+    assert plan.worker_ports == {}
+    assert all(c.env is None or "OSSA_WORKER_PORT" not in c.env() for c in plan.stages[0])

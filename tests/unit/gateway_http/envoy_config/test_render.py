@@ -25,7 +25,9 @@ from google.protobuf import any_pb2, descriptor_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from gateway_http.envoy_config.binary import find_envoy, validate_envoy_config
-from gateway_http.envoy_config.render import HTTP_TO_GRPC, LIMIT_MESSAGES, ossa_services, render_envoy_config
+from gateway_http.envoy_config.descriptor import descriptor_bytes, grpc_methods, ossa_services
+from gateway_http.envoy_config.render import HTTP_TO_GRPC, LIMIT_MESSAGES, render_envoy_config
+from gateway_http.openapi_tables import success_status
 from ossa.registry.v1 import registry_pb2, registry_pb2_grpc
 from ossa_runtime import limits
 from ossa_runtime.settings import Settings
@@ -221,10 +223,29 @@ def test_routes(rendered: Path) -> None:
         route = by_path[f"/ossa.registry.v1.AgentRegistryService/{method}"]
         assert route["route"]["timeout"] != "0s"
         lua = route["metadata"]["filter_metadata"]["envoy.filters.http.lua"]
+        lua.pop("http_status", None)  # CreateAgent's 201 (test_methods_with_another_success_status...)
         assert lua == {"response_body": field, "response_body_sole": True}  # the reply is {"<field>": X}
     assert by_path["/ossa.search.v1.SearchService/Reindex"]["route"]["timeout"] == "600s"  # SLOW_METHODS
     unary = [r["route"] for r in table if r["match"].get("prefix", "").startswith("/ossa.")]
     assert len(unary) == 6 and all(r["timeout"] == "15s" and r["retry_policy"] for r in unary)
+
+
+def test_methods_with_another_success_status_have_it_on_their_route(rendered: Path) -> None:
+    by_path = by_path_of(routes(load(rendered)))
+    expected = {m.path: success_status(f"{m.service}.{m.name}") for m in grpc_methods(descriptor_bytes())}
+    assert set(expected.values()) == {200, 201, 202, 204}
+    for path, status in expected.items():
+        route = by_path.get(path)
+        lua = route["metadata"]["filter_metadata"]["envoy.filters.http.lua"] if route and "metadata" in route else {}
+        if status == 200:
+            assert "http_status" not in lua, path
+            continue
+        assert route is not None and lua["http_status"] == status, path
+        assert route["route"]["timeout"] == "15s" and route["route"]["retry_policy"], path  # as by prefix
+    create = by_path["/ossa.registry.v1.AgentRegistryService/CreateAgent"]["metadata"]["filter_metadata"]
+    assert create["envoy.filters.http.lua"]["response_body"] == "agent"  # a route with both keys
+    assert expected["/ossa.orchestrator.v1.OrchestratorService/StartExecution"] == 202
+    assert expected["/ossa.search.v1.SearchService/DeleteKnowledge"] == 204  # the Delete* rule
 
 
 def test_reply_with_more_fields_is_scanned(tmp_path: Path, descriptor: bytes) -> None:
@@ -236,15 +257,15 @@ def test_reply_with_more_fields_is_scanned(tmp_path: Path, descriptor: bytes) ->
 
 def test_clusters_speak_http2_to_the_services(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, orchestrator_port=23012, monitoring_port=23013, gateway_grpc_port=23010)
-    path = render_envoy_config(
-        settings, tmp_path / "envoy", registry_targets=[("127.0.0.1", 23011), ("127.0.0.1", 23111)]
-    )
+    workers = {"registry": [("127.0.0.1", 23011), ("127.0.0.1", 23111)], "orchestrator": [("0.0.0.0", 23112)]}
+    path = render_envoy_config(settings, tmp_path / "envoy", targets=workers)
     found = clusters(load(path))
     assert found.pop("rest_cache_origin")  # the read cache's internal listener (test_cache.py)
     assert set(found) == {"registry", "gateway", "orchestrator", "monitoring", "search"}
     assert endpoints(found["registry"]) == [("127.0.0.1", 23011), ("127.0.0.1", 23111)]
     assert endpoints(found["gateway"]) == [("127.0.0.1", 23010)]
-    assert endpoints(found["orchestrator"]) == [("127.0.0.1", 23012)]
+    assert endpoints(found["orchestrator"]) == [("127.0.0.1", 23112)]  # a worker's port, dialled on loopback
+    assert found["registry"]["lb_policy"] == found["orchestrator"]["lb_policy"] == "LEAST_REQUEST"
     assert endpoints(found["monitoring"]) == [("127.0.0.1", 23013)]
     assert endpoints(found["search"]) == [("127.0.0.1", settings.search_port)]
     for cluster in found.values():
@@ -255,10 +276,11 @@ def test_clusters_speak_http2_to_the_services(tmp_path: Path) -> None:
 
 def test_wildcard_and_named_hosts(tmp_path: Path) -> None:
     settings = make_settings(tmp_path).replace(host="0.0.0.0", gateway_host="0.0.0.0")
-    path = render_envoy_config(settings, tmp_path / "envoy", registry_targets=[("localhost", 3011)])
+    path = render_envoy_config(settings, tmp_path / "envoy", targets={"registry": [("localhost", 3011)]})
     config = load(path)
     found = clusters(config)
     assert endpoints(found["gateway"]) == [("127.0.0.1", 13010)]  # dial loopback, not the wildcard
+    assert endpoints(found["orchestrator"]) == [("127.0.0.1", settings.orchestrator_port)]
     assert found["registry"]["type"] == "STRICT_DNS" and endpoints(found["registry"]) == [("localhost", 3011)]
     assert config["static_resources"]["listeners"][0]["address"]["socket_address"]["address"] == "0.0.0.0"
     validate_envoy_config(path)
@@ -355,9 +377,12 @@ def _agent(name: str) -> registry_pb2.Agent:
 
 
 class _StubRegistry(registry_pb2_grpc.AgentRegistryServiceServicer):
+    # The statuses come from the routes' `http_status` (201, 204), as with the real services; the
+    # stub sends `x-http-code` (a status that depends on the reply) only for name "accepted".
     def CreateAgent(self, request: Any, context: Any) -> Any:
-        context.send_initial_metadata((("x-http-code", "201"),))
-        if request.name == "taken":  # fails after the metadata: must stay a 409
+        if request.name == "accepted":
+            context.send_initial_metadata((("x-http-code", "202"),))
+        if request.name == "taken":  # the route says 201: an error must stay a 409
             context.abort(grpc.StatusCode.ALREADY_EXISTS, "agent name taken is in use")
         return registry_pb2.CreateAgentResponse(agent=_agent(request.name))
 
@@ -379,7 +404,6 @@ class _StubRegistry(registry_pb2_grpc.AgentRegistryServiceServicer):
         context.abort(grpc.StatusCode.NOT_FOUND, status.message)
 
     def DeleteAgent(self, request: Any, context: Any) -> Any:
-        context.send_initial_metadata((("x-http-code", "204"),))
         return registry_pb2.DeleteAgentResponse()
 
 
@@ -436,6 +460,10 @@ def test_envoy_statuses_bodies_and_errors(gateway: str) -> None:
 
         status, _, body = _call(conn, "POST", "/api/v1/agents", {"name": "taken", "type": "worker"})
         assert (status, body["code"]) == (409, 6), body
+
+        # x-http-code from the service wins over the route's status (GetHealth's 503 works so).
+        status, headers, body = _call(conn, "POST", "/api/v1/agents", {"name": "accepted", "type": "worker"})
+        assert status == 202 and body["name"] == "accepted" and "x-http-code" not in headers, body
 
         status, _, body = _call(conn, "GET", "/api/v1/agents?type=worker&limit=5")
         assert status == 200 and [a["name"] for a in body] == ['x"},{"agents":[]', "y"], body
@@ -496,7 +524,9 @@ def test_grpc_clients_pass_through(gateway: str) -> None:
         stub = registry_pb2_grpc.AgentRegistryServiceStub(channel)
         reply, call = stub.CreateAgent.with_call(registry_pb2.CreateAgentRequest(name="g"), timeout=10)
         assert reply.agent.name == "g"
-        assert ("x-http-code", "201") in call.initial_metadata()  # gRPC replies are left untouched
+        assert "x-http-code" not in dict(call.initial_metadata())  # the route's 201 is for REST only
+        reply, call = stub.CreateAgent.with_call(registry_pb2.CreateAgentRequest(name="accepted"), timeout=10)
+        assert ("x-http-code", "202") in call.initial_metadata()  # gRPC replies are left untouched
         with pytest.raises(grpc.RpcError) as caught:
             stub.GetAgent(registry_pb2.GetAgentRequest(agent_id="x"), timeout=10)
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from gateway_http.envoy_config.binary import validate_envoy_config
-from gateway_http.envoy_config.render import CLUSTERS, render_envoy_config
+from gateway_http.envoy_config.descriptor import CLUSTERS
+from gateway_http.envoy_config.render import render_envoy_config
 from gateway_http.envoy_config.tls import CIPHER_SUITES, SPEC_CIPHER_SUITES
 from ossa_cli.agent import CLIENT_CERT_ENV, CLIENT_KEY_ENV, tls_options
 from ossa_cli.main import build_parser
