@@ -54,7 +54,20 @@ SLOW_METHODS = {
 }
 CONNECT_TIMEOUT = "1s"
 # Retried only when the request cannot have reached the service (same as the template's routes).
-RETRY_POLICY = {"retry_on": "connect-failure,refused-stream", "num_retries": 2}
+# A retry goes to another worker of the service when it has several (not the one that just refused).
+RETRY_POLICY = {
+    "retry_on": "connect-failure,refused-stream",
+    "num_retries": 2,
+    "retry_host_predicate": [
+        {
+            "name": "envoy.retry_host_predicates.previous_hosts",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+            },
+        }
+    ],
+    "host_selection_retry_max_attempts": 3,
+}
 # REST request bodies (413 beyond: the buffer filter, and the transcoder's internal buffers) and
 # request headers (431 beyond), from ossa_runtime/limits.py; the transcoder's reply buffer.
 MAX_REQUEST_BODY_BYTES = limits.HTTP_MAX_BODY_BYTES
@@ -255,6 +268,7 @@ def render_envoy_config(
         "lua_path": _yaml(str(lua_path)),
         "services": _yaml(services),
         "unary_timeout": UNARY_TIMEOUT,
+        "retry_policy": _yaml(RETRY_POLICY),
         "connect_timeout": CONNECT_TIMEOUT,
         "max_direct_response_bytes": str(max(1024 * 1024, 2 * len(openapi))),
         "max_request_body_bytes": str(MAX_REQUEST_BODY_BYTES),

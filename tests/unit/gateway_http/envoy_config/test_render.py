@@ -265,7 +265,9 @@ def test_clusters_speak_http2_to_the_services(tmp_path: Path) -> None:
     assert endpoints(found["registry"]) == [("127.0.0.1", 23011), ("127.0.0.1", 23111)]
     assert endpoints(found["gateway"]) == [("127.0.0.1", 23010)]
     assert endpoints(found["orchestrator"]) == [("127.0.0.1", 23112)]  # a worker's port, dialled on loopback
-    assert found["registry"]["lb_policy"] == found["orchestrator"]["lb_policy"] == "LEAST_REQUEST"
+    for name in ("registry", "orchestrator"):  # the worker with the fewest in flight, every one compared
+        (policy,) = found[name]["load_balancing_policy"]["policies"]
+        assert policy["typed_extension_config"]["typed_config"]["selection_method"] == "FULL_SCAN"
     assert endpoints(found["monitoring"]) == [("127.0.0.1", 23013)]
     assert endpoints(found["search"]) == [("127.0.0.1", settings.search_port)]
     for cluster in found.values():
