@@ -25,8 +25,7 @@ from typing import Generic, TypeVar
 import asyncpg
 
 from orchestrator_svc.drainer import Drainer
-from ossa_runtime import metrics
-from ossa_runtime.errors import Unavailable
+from ossa_runtime import metrics, unreachable
 
 log = logging.getLogger("ossa.orchestrator.batch")
 T = TypeVar("T")
@@ -35,18 +34,13 @@ Flush = Callable[[list[T]], Awaitable[Sequence[R | BaseException]]]
 RETRIES = 5  # deadlocks and serialization failures in a row before the batch fails
 RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 # PostgreSQL is down, restarting or shutting down (or the connection broke): the caller may try again.
-UNREACHABLE = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
-               asyncpg.exceptions.OperatorInterventionError)  # fmt: skip
+# Any OSError here (a batch only talks to the database), more than the interceptors' mapping.
+UNREACHABLE: tuple[type[BaseException], ...] = (OSError, *unreachable.UNREACHABLE)
 
 
-def unavailable(err: Exception) -> Exception:
-    """UNAVAILABLE for a database that cannot be reached (an INTERNAL error otherwise: the callers, agents
-    included, would take it for a bug and not retry); any other error as it is."""
-    if not isinstance(err, UNREACHABLE):
-        return err
-    wrapped = Unavailable(f"the database is unavailable ({type(err).__name__}: {err}); try again")
-    wrapped.__cause__ = err
-    return wrapped
+def unavailable(err: BaseException) -> BaseException:
+    """UNAVAILABLE for a database that cannot be reached (ossa_runtime/unreachable.py); else the error."""
+    return unreachable.unavailable(err, UNREACHABLE)
 
 
 class GroupCommit(Generic[T, R]):

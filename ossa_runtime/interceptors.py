@@ -25,6 +25,7 @@ from ossa_runtime import logging as ossa_logging
 from ossa_runtime import metrics, tracing
 from ossa_runtime.decode import DecodeGuard
 from ossa_runtime.errors import DomainError, internal_status
+from ossa_runtime.unreachable import unavailable
 
 log = logging.getLogger("ossa.access")
 _QUIET_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
@@ -43,6 +44,7 @@ def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException, method: str) -> None:
     extra: tuple[tuple[str, str], ...] = ()
+    exc = unavailable(exc)  # PostgreSQL or Redis down: UNAVAILABLE, which callers retry
     if isinstance(exc, DomainError):
         status = exc.to_status()
         extra = exc.trailing_metadata()  # e.g. retry-after on RESOURCE_EXHAUSTED

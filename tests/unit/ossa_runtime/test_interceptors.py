@@ -8,8 +8,10 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import grpc
 import pytest
+import redis.exceptions
 
 from ossa_runtime import errors
 from ossa_runtime.logging import configure_logging
@@ -24,7 +26,18 @@ async def unary(request: bytes, context: Any) -> bytes:
         raise errors.InvalidArgument("size", "must be positive")
     if kind == "crash":
         raise ZeroDivisionError("secret internals")
+    if kind in UNREACHABLE:
+        raise UNREACHABLE[kind]
     return b"ok:" + request
+
+
+# A datastore that is down, as each driver reports it.
+UNREACHABLE: dict[str, BaseException] = {
+    "refused": ConnectionRefusedError(111, "Connection refused"),
+    "pg-gone": asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+    "pg-shutdown": asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command"),
+    "redis-down": redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused."),
+}
 
 
 async def stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
@@ -65,6 +78,15 @@ async def test_domain_errors_map_to_codes(target: str, payload: bytes, code: grp
         await call(target, payload)
     assert err.value.code() == code
     assert err.value.details() == message
+
+
+@pytest.mark.parametrize("payload", [k.encode() for k in UNREACHABLE])
+async def test_an_unreachable_datastore_is_unavailable_not_internal(target: str, payload: bytes) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call(target, payload)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE  # callers retry it; INTERNAL they would not
+    store = "Redis" if payload.startswith(b"redis") else "the database"
+    assert err.value.details().startswith(f"{store} is unavailable (") and "try again" in err.value.details()
 
 
 async def test_crash_is_internal_without_internals(target: str) -> None:
