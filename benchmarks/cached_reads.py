@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.report import Result, percentile_ms
-from gateway_http.envoy_config.binary import find_envoy
+from tests.envoy import envoy_running
 
 INSTALL_HINT = "apt-get install -y nghttp2-client"
 READ_TARGET_RPS = 10_000
@@ -113,25 +112,8 @@ def ceiling_envoy(body_bytes: int) -> Iterator[str]:
         config = Path(tmp) / "envoy.yaml"
         body = "x" * max(body_bytes, 1)
         config.write_text(CEILING_CONFIG.format(port=port, admin=admin, body=body, hcm_type=HCM_TYPE))
-        argv = [find_envoy(), "-c", str(config), "--disable-hot-restart", "-l", "error", "--base-id", str(port)]
-        log = Path(tmp) / "envoy.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 15
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=1) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"the ceiling Envoy did not start: {log.read_text()[-2000:]}") from None
-                    time.sleep(0.05)
+        with envoy_running(config, admin, Path(tmp) / "envoy.log", timeout=15):  # tests/envoy.py
             yield f"http://127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            proc.wait(10)
 
 
 def body_size(gateway: str, path: str, token: str) -> int:

@@ -15,6 +15,8 @@ from typing import Any, get_type_hints
 
 import platformdirs
 
+from ossa_runtime import eventloop
+
 PREFIX = "OSSA_"
 # Secrets: read from OSSA_<FIELD> or from the file OSSA_<FIELD>_FILE names; never in repr or logs
 # (ossa_runtime.redact). Each is declared with `field(default="", repr=False)`.
@@ -253,7 +255,7 @@ class Settings:
             raise SettingsError(f"{PREFIX}TRACING_EXPORTER={self.tracing_exporter}: use none, otlp or console")
         if self.tracing_exporter.lower() == "otlp" and not self.otlp_endpoint:
             raise SettingsError(f"{PREFIX}TRACING_EXPORTER=otlp needs {PREFIX}OTLP_ENDPOINT")
-        if self.event_loop not in ("auto", "uvloop", "asyncio"):
+        if self.event_loop not in eventloop.CHOICES:
             raise SettingsError(f"{PREFIX}EVENT_LOOP={self.event_loop}: use auto, uvloop or asyncio")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise SettingsError(f"{PREFIX}LOG_LEVEL={self.log_level}: use debug, info, warning or error")
