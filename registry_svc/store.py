@@ -8,6 +8,7 @@ reason is retried row by row, so each caller gets its own error.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeAlias
@@ -41,8 +42,8 @@ class AgentStore:
         try:
             rows = await self.pool.fetch(
                 f"""INSERT INTO agents (name, type, version, capabilities, config, metadata, last_heartbeat)
-                    SELECT n, t, v, c, g, m, CURRENT_TIMESTAMP
-                      FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::jsonb[])
+                    SELECT n, t, v, c::jsonb, g, m, CURRENT_TIMESTAMP
+                      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[])
                            WITH ORDINALITY AS x(n, t, v, c, g, m, i)
                      ORDER BY i
                     ON CONFLICT (name) DO NOTHING
@@ -50,7 +51,9 @@ class AgentStore:
                 [a.name for a in agents],
                 [a.type for a in agents],
                 [a.version for a in agents],
-                [a.capabilities for a in agents],
+                # As JSON text: asyncpg would read a list of lists as one two-dimensional array, and
+                # unnest() would store each agent's single capability as a JSON string, not a list.
+                [json.dumps(a.capabilities) for a in agents],
                 [a.config for a in agents],
                 [a.metadata for a in agents],
             )

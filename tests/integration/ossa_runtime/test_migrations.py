@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -78,3 +80,28 @@ async def test_an_edited_migration_is_refused(database_url: str) -> None:
             await migrate(conn, [edited])
     finally:
         await conn.close()
+
+
+async def test_capabilities_stored_as_a_string_are_repaired(postgres_url: str) -> None:
+    """0012: an agent whose single capability a batched registration stored as a JSON string gets
+    it back as a list (and is re-indexed for search); lists are left alone. Its own database: the
+    module's has every migration applied already."""
+    name = f"test_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(postgres_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    conn = await asyncpg.connect(urlunsplit(urlsplit(postgres_url)._replace(path=f"/{name}")))
+    try:
+        await migrate(conn, [m for m in load_migrations() if m.version < 12])
+        insert = "INSERT INTO agents (name, type, version, capabilities) VALUES ($1, 'worker', '1.0.0', $2::jsonb)"
+        await conn.execute(insert, "broken", '"summarize"')
+        await conn.execute(insert, "fine", '["a", "b"]')
+        await conn.execute("DELETE FROM search_outbox")
+        assert 12 in await migrate(conn)
+        rows = await conn.fetch("SELECT name, capabilities::text AS c FROM agents ORDER BY name")
+        assert [(r["name"], r["c"]) for r in rows] == [("broken", '["summarize"]'), ("fine", '["a", "b"]')]
+        reindexed = await conn.fetch("SELECT a.name FROM search_outbox o JOIN agents a ON a.id = o.entity_id")
+        assert [r["name"] for r in reindexed] == ["broken"]
+    finally:
+        await conn.close()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

@@ -5,6 +5,7 @@ their `created_at` (the transaction's time): fewer distinct times than rows show
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from collections.abc import AsyncIterator
 
@@ -32,8 +33,16 @@ async def registry(settings: Settings) -> AsyncIterator[tuple[ServiceHost, str]]
     await host.stop()
 
 
-async def register(stub: registry_pb2_grpc.AgentRegistryServiceStub, name: str) -> pb.Agent | grpc.StatusCode:
-    request = pb.CreateAgentRequest(name=name, type=pb.AgentType.worker, version="1.0.0", capabilities=["x"])
+def skills(name: str) -> list[str]:
+    """Each agent's own capabilities (more than one character: a string read as a list shows)."""
+    return [f"skill-{name}"]
+
+
+async def register(
+    stub: registry_pb2_grpc.AgentRegistryServiceStub, name: str, capabilities: list[str] | None = None
+) -> pb.Agent | grpc.StatusCode:
+    capabilities = skills(name) if capabilities is None else capabilities
+    request = pb.CreateAgentRequest(name=name, type=pb.AgentType.worker, version="1.0.0", capabilities=capabilities)
     request.metadata.update({"description": f"agent {name}"})
     try:
         return (await stub.CreateAgent(request)).agent
@@ -59,12 +68,16 @@ async def test_a_burst_shares_inserts_and_each_caller_gets_its_own_outcome(
     assert sorted(a.name for a in created) == sorted([*fresh, twice])  # one of the two `twice` wins
     assert refused == [grpc.StatusCode.ALREADY_EXISTS] * 7  # `taken`, the other `twice`, 5 repeats
     assert all(a.metadata["description"] == f"agent {a.name}" for a in created)
+    assert all(list(a.capabilities) == skills(a.name) for a in created)
 
     conn = await asyncpg.connect(settings.database_url)
     try:
-        rows = await conn.fetch("SELECT id::text AS id, name, created_at FROM agents WHERE name LIKE $1", f"%-{tag}%")
+        rows = await conn.fetch(
+            "SELECT id::text AS id, name, created_at, capabilities FROM agents WHERE name LIKE $1", f"%-{tag}%"
+        )
     finally:
         await conn.close()
+    assert all(json.loads(r["capabilities"]) == skills(r["name"]) for r in rows)  # stored as a list
     assert {r["name"]: r["id"] for r in rows} == {**{a.name: a.id for a in created}, taken: rows_id(rows, taken)}
     assert len({r["created_at"] for r in rows}) < len(rows) - 1  # concurrent registrations shared INSERTs
     redis = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
@@ -78,3 +91,31 @@ async def test_a_burst_shares_inserts_and_each_caller_gets_its_own_outcome(
 
 def rows_id(rows: list[asyncpg.Record], name: str) -> str:
     return str(next(r["id"] for r in rows if r["name"] == name))
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+async def test_each_agent_of_a_burst_keeps_its_own_capabilities(
+    registry: tuple[ServiceHost, str], settings: Settings, count: int
+) -> None:
+    """One INSERT for many agents with `count` capabilities each: every agent gets its own list back,
+    from the reply, from GetAgent and in PostgreSQL (a list of lists once went in as one 2-D array)."""
+    _, address = registry
+    tag = secrets.token_hex(4)
+    wanted = {f"caps{count}-{tag}-{i}": [f"c{j}-{tag}-{i}" for j in range(count)] for i in range(40)}
+    async with auth.channel(address) as channel:
+        stub = registry_pb2_grpc.AgentRegistryServiceStub(channel)
+        created = await asyncio.gather(*(register(stub, name, caps) for name, caps in wanted.items()))
+        assert all(isinstance(a, pb.Agent) and list(a.capabilities) == wanted[a.name] for a in created)
+        for agent in created[:5]:
+            assert isinstance(agent, pb.Agent)
+            again = (await stub.GetAgent(pb.GetAgentRequest(agent_id=agent.id))).agent
+            assert list(again.capabilities) == wanted[agent.name]
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT name, capabilities, created_at FROM agents WHERE name LIKE $1", f"caps{count}-{tag}-%"
+        )
+    finally:
+        await conn.close()
+    assert {r["name"]: json.loads(r["capabilities"]) for r in rows} == wanted
+    assert len({r["created_at"] for r in rows}) < len(rows)  # the burst shared INSERTs
