@@ -113,6 +113,16 @@ WITH held AS (
      LIMIT (SELECT CASE WHEN q.yes THEN 0 ELSE greatest(0, least($4::int, $5::int - h.n)) END
               FROM held h, quarantined q)
        FOR UPDATE SKIP LOCKED
+), more AS (
+    -- Whether the queue holds more for this agent (it then stays in backlog), read without a lock:
+    -- a task another claim is taking counts too, which errs towards one more claim, never one less.
+    SELECT EXISTS (
+        SELECT 1 FROM tasks
+         WHERE status = 'pending' AND available_at <= CURRENT_TIMESTAMP
+           AND ((target_agent_id IS NULL AND capability = ANY($2::text[])) OR target_agent_id = $1)
+           AND (agent_type IS NULL OR agent_type = $3)
+           AND id NOT IN (SELECT id FROM picked)
+    ) AS yes
 ), up AS (
     UPDATE tasks t
        SET status = 'assigned', agent_id = $1, attempt = t.attempt + 1, fencing_token = t.fencing_token + 1,
@@ -129,7 +139,8 @@ WITH held AS (
      WHERE id IN (SELECT e.id FROM executions e WHERE e.id IN (SELECT execution_id::uuid FROM up)
                      AND e.status = 'pending' FOR UPDATE SKIP LOCKED)
 )
-SELECT up.*, e.trace_id, e.workflow_id::text AS workflow_id FROM up JOIN executions e ON e.id = up.execution_id::uuid
+SELECT up.*, e.trace_id, e.workflow_id::text AS workflow_id, (SELECT yes FROM more) AS more
+  FROM up JOIN executions e ON e.id = up.execution_id::uuid
 """
 
 
@@ -143,12 +154,13 @@ class Claims:
         self.quarantine = quarantine
 
     async def claim_one(self, want: Want) -> tuple[list[Row], bool]:
-        """Lease up to the agent's free slots in one statement; the leases, and whether there may be more."""
+        """Lease up to the agent's free slots in one statement; the leases, and whether the queue holds
+        more for it than it leased (nothing leased: no, as before; the tick and new work wake it)."""
         rows: list[Row] = await self.pool.fetch(
             _CLAIM_ONE, want.agent_id, sorted(want.capabilities), want.agent_type, want.free, want.slots,
             self.quarantine,
         )  # fmt: skip
-        return _ordered(rows), len(rows) >= want.free
+        return _ordered(rows), bool(rows) and bool(rows[0]["more"])
 
     async def claim(self, wants: list[Want]) -> tuple[dict[str, list[Row]], bool]:
         """Lease ready tasks to these agents in one transaction: highest priority first, FIFO within one,
