@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from gateway_http.envoy_config.addresses import cluster_type
+from gateway_http.envoy_config.streams import STREAM_CLUSTERS, stream_cluster
 from ossa_runtime.settings import Settings
 from ossa_runtime.topology import SERVICES
 
@@ -32,6 +33,7 @@ ISTIO_NETWORKING = "networking.istio.io/"
 HEADER_MATCH_KINDS = ("exact", "prefix", "regex")
 # The Kubernetes Service (Istio host) of each Envoy upstream cluster.
 HOST_OF_CLUSTER = {"gateway": "ossa-gateway", **{s.name: f"ossa-{s.name}" for s in SERVICES if s.name != "gateway"}}
+HOST_OF_CLUSTER.update({stream: HOST_OF_CLUSTER[base] for base, stream in STREAM_CLUSTERS.items()})  # streams.py
 
 
 class CanaryError(ValueError):
@@ -63,6 +65,11 @@ class TrafficPolicy:
             if host == self.host:
                 return cluster
         raise CanaryError(f"hosts: {self.host!r} is none of the platform's services {sorted(HOST_OF_CLUSTER.values())}")
+
+    @property
+    def clusters(self) -> list[str]:
+        """Every Envoy upstream cluster serving the host: its cluster and its streams' copy, if any."""
+        return [c for c, host in HOST_OF_CLUSTER.items() if host == self.host]
 
     def version_label(self, subset: str) -> str:
         """What a subset's process reports as its version label (its pods' `version` label)."""
@@ -221,28 +228,29 @@ def retarget_upstreams(config: dict[str, Any], settings: Settings) -> dict[str, 
     by_name = {c["name"]: c for c in _clusters(config)}
     for info in SERVICES:
         host = str(getattr(settings, info.host_field))
-        if host and info.name in by_name:
-            _set_endpoint(by_name[info.name], host, info.port(settings))
+        for name in {info.name, stream_cluster(info.name)}:
+            if host and name in by_name:
+                _set_endpoint(by_name[name], host, info.port(settings))
     return config
 
 
 def apply_canary(config: dict[str, Any], policy: TrafficPolicy, targets: dict[str, tuple[str, int]]) -> dict[str, Any]:
-    """Clone the host's cluster per subset (`targets`: subset -> its process's address) and split its routes."""
-    base_name = policy.cluster
+    """Clone the host's clusters per subset (`targets`: subset -> its process's address) and split their routes."""
     clusters = _clusters(config)
-    base = next((c for c in clusters if c["name"] == base_name), None)
-    if base is None:
-        raise CanaryError(f"the Envoy config has no cluster {base_name!r}")
+    by_name = {c["name"]: c for c in clusters}
+    if policy.cluster not in by_name:
+        raise CanaryError(f"the Envoy config has no cluster {policy.cluster!r}")
     missing = sorted(set(policy.subsets) - set(targets))
     if missing:
         raise CanaryError(f"no process for subset(s) {', '.join(missing)}")
-    for subset in policy.subsets:
-        clone = copy.deepcopy(base)
-        clone["name"] = subset_cluster(base_name, subset)
-        _set_endpoint(clone, *targets[subset])
-        clusters.append(clone)
-    for routes in _routes(config):
-        routes[:] = [new for route in routes for new in _split(route, base_name, policy)]
+    for base_name in [c for c in policy.clusters if c in by_name]:  # the streams' copy too (streams.py)
+        for subset in policy.subsets:
+            clone = copy.deepcopy(by_name[base_name])
+            clone["name"] = subset_cluster(base_name, subset)
+            _set_endpoint(clone, *targets[subset])
+            clusters.append(clone)
+        for routes in _routes(config):
+            routes[:] = [new for route in routes for new in _split(route, base_name, policy)]
     return config
 
 

@@ -33,6 +33,7 @@ from gateway_http.envoy_config.descriptor import (
     openapi_bytes,
     ossa_services,
 )
+from gateway_http.envoy_config.streams import add_stream_clusters, stream_cluster
 from gateway_http.envoy_config.tls import listener_transport_socket, upstream_transport_socket
 from gateway_http.envoy_config.tracing import access_trace_id, collector_cluster, hcm_tracing
 from gateway_http.openapi_tables import success_status
@@ -134,9 +135,10 @@ def _method_routes(methods: Iterable[GrpcMethod]) -> list[str]:
 
 
 def _method_action(method: GrpcMethod) -> dict[str, object]:
-    """The route action: the method's cluster, with no timeout for a stream."""
+    """The route action: the method's cluster (its stream copy for a stream), no timeout for a stream."""
     action: dict[str, object] = {"cluster": method.cluster}
     if method.streaming:
+        action["cluster"] = stream_cluster(method.cluster)  # streams.py: not counted with the calls
         action["timeout"] = "0s"
         action["idle_timeout"] = "0s"  # long-lived lease and heartbeat streams may be quiet for minutes
     else:
@@ -287,7 +289,7 @@ def render_envoy_config(
     }
     text = _substitute(template_dir.joinpath(CONFIG_NAME).read_text("utf-8"), values, blocks)
     # The REST read cache and its internal origin listener (gateway_http/envoy_config/cache.py).
-    config = add_rest_cache(yaml.safe_load(text), descriptor, timeout=UNARY_TIMEOUT)
+    config = add_rest_cache(add_stream_clusters(yaml.safe_load(text)), descriptor, timeout=UNARY_TIMEOUT)
     text = RENDERED_HEADER + yaml.safe_dump(config, sort_keys=False, width=1000)
     config_path = out_dir / CONFIG_NAME
     _write_if_changed(config_path, text.encode("utf-8"))

@@ -16,6 +16,7 @@ import yaml
 from gateway_http.envoy_config.binary import validate_envoy_config
 from gateway_http.envoy_config.canary import (
     CanaryError,
+    TrafficPolicy,
     apply_canary,
     load_policy,
     read_config,
@@ -97,6 +98,26 @@ def test_untranslatable_rules_are_refused_naming_the_field(tmp_path: Path, edit:
         load_policy(copy_istio(tmp_path, edit))
 
 
+def test_a_canary_of_the_orchestrator_splits_its_calls_and_its_streams(rendered: Path) -> None:
+    """Both clusters of the orchestrator (calls, and the streams' copy: streams.py) get a copy per
+    subset, and both kinds of route are split between them."""
+    gateway = load_policy(ISTIO)
+    policy = TrafficPolicy("ossa-orchestrator", gateway.rules, gateway.subsets)
+    config = apply_canary(read_config(rendered), policy, TARGETS)
+    write_config(rendered, config)
+    validate_envoy_config(rendered)
+    names = set(clusters(config))
+    assert {f"{c}-{s}" for c in ("orchestrator", "orchestrator_streams") for s in TARGETS} <= names
+    by_path = [r for r in routes(config) if r["match"].get("path") == "/ossa.orchestrator.v1.OrchestratorService/Work"]
+    by_prefix = [r for r in routes(config) if r["match"].get("prefix") == "/ossa.orchestrator.v1."]
+    for split, cluster in ((by_path, "orchestrator_streams"), (by_prefix, "orchestrator")):
+        assert len(split) == 2
+        targets = {r["route"].get("cluster") for r in split} | {
+            c["name"] for r in split for c in r["route"].get("weighted_clusters", {}).get("clusters", [])
+        }
+        assert targets - {None} <= {f"{cluster}-{s}" for s in TARGETS} and len(targets - {None}) >= 1
+
+
 def test_a_process_per_subset_is_required(rendered: Path) -> None:
     with pytest.raises(CanaryError, match="no process for subset"):
         apply_canary(read_config(rendered), load_policy(ISTIO), {"v1": TARGETS["v1"]})
@@ -113,6 +134,7 @@ def test_upstreams_follow_the_per_service_hosts(tmp_path: Path) -> None:
     validate_envoy_config(path)
     by_name = clusters(config)
     assert endpoint(by_name["registry"]) == ("ossa-registry", settings.registry_port)
+    assert endpoint(by_name["registry_streams"]) == ("ossa-registry", settings.registry_port)  # streams.py
     assert by_name["registry"]["type"] == "STRICT_DNS"
     assert endpoint(by_name["search"]) == ("10.0.0.7", settings.search_port)
     assert endpoint(by_name["orchestrator"]) == ("127.0.0.1", settings.orchestrator_port)  # not set: unchanged

@@ -27,6 +27,7 @@ from google.rpc import error_details_pb2, status_pb2
 from gateway_http.envoy_config.binary import find_envoy, validate_envoy_config
 from gateway_http.envoy_config.descriptor import descriptor_bytes, grpc_methods, ossa_services
 from gateway_http.envoy_config.render import HTTP_TO_GRPC, LIMIT_MESSAGES, render_envoy_config
+from gateway_http.envoy_config.streams import STREAM_CLUSTERS
 from gateway_http.openapi_tables import success_status
 from ossa.registry.v1 import registry_pb2, registry_pb2_grpc
 from ossa_runtime import limits
@@ -218,7 +219,12 @@ def test_routes(rendered: Path) -> None:
     assert list_keys["metadata"]["filter_metadata"]["envoy.filters.http.lua"]["response_body"] == "api_keys"
     by_path = {r["match"]["path"]: r for r in table if "path" in r["match"]}
     heartbeat = by_path["/ossa.registry.v1.AgentRegistryService/Heartbeat"]["route"]
-    assert heartbeat == {"cluster": "registry", "timeout": "0s", "idle_timeout": "0s"}  # a long bidi stream
+    # A long bidi stream, on the registry's streams cluster (streams.py: not counted with the calls).
+    assert heartbeat == {"cluster": "registry_streams", "timeout": "0s", "idle_timeout": "0s"}
+    work = by_path["/ossa.orchestrator.v1.OrchestratorService/Work"]["route"]
+    assert work["cluster"] == "orchestrator_streams"
+    start = by_path.get("/ossa.orchestrator.v1.OrchestratorService/StartExecution", {"route": {}})["route"]
+    assert start.get("cluster", "orchestrator") == "orchestrator"  # a call: balanced among calls
     for method, field in [("CreateAgent", "agent"), ("ListAgents", "agents"), ("GetAgent", "agent")]:
         route = by_path[f"/ossa.registry.v1.AgentRegistryService/{method}"]
         assert route["route"]["timeout"] != "0s"
@@ -261,6 +267,8 @@ def test_clusters_speak_http2_to_the_services(tmp_path: Path) -> None:
     path = render_envoy_config(settings, tmp_path / "envoy", targets=workers)
     found = clusters(load(path))
     assert found.pop("rest_cache_origin")  # the read cache's internal listener (test_cache.py)
+    streams = {found.pop(c) and c for c in ("registry_streams", "orchestrator_streams")}  # streams.py
+    assert streams == {"registry_streams", "orchestrator_streams"}
     assert set(found) == {"registry", "gateway", "orchestrator", "monitoring", "search"}
     assert endpoints(found["registry"]) == [("127.0.0.1", 23011), ("127.0.0.1", 23111)]
     assert endpoints(found["gateway"]) == [("127.0.0.1", 23010)]
@@ -533,3 +541,19 @@ def test_grpc_clients_pass_through(gateway: str) -> None:
             stub.GetAgent(registry_pb2.GetAgentRequest(agent_id="x"), timeout=10)
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
         assert caught.value.details() == "agent x not found"  # plain text, not the JSON error shape
+
+
+def test_streams_have_a_copy_of_their_services_cluster(rendered: Path) -> None:
+    """streams.py: `<cluster>_streams` is the cluster under another name (same endpoints, health
+    checks, outlier detection, balancing); every streaming method of the service routes to it."""
+    config = load(rendered)
+    found = {c["name"]: c for c in config["static_resources"]["clusters"]}
+    for base, stream in STREAM_CLUSTERS.items():
+        copy = dict(found[stream], name=base)
+        copy["load_assignment"] = dict(copy["load_assignment"], cluster_name=base)
+        assert copy == found[base]
+    table = by_path_of(routes(config))
+    for method in grpc_methods(descriptor_bytes()):
+        if method.cluster in STREAM_CLUSTERS:
+            cluster = table[method.path]["route"]["cluster"] if method.path in table else method.cluster
+            assert cluster == (STREAM_CLUSTERS[method.cluster] if method.streaming else method.cluster), method.path
