@@ -136,9 +136,9 @@ def _method_routes(methods: Iterable[GrpcMethod]) -> list[str]:
 
 def _method_action(method: GrpcMethod) -> dict[str, object]:
     """The route action: the method's cluster (its stream copy for a stream), no timeout for a stream."""
-    action: dict[str, object] = {"cluster": method.cluster}
-    if method.streaming:
-        action["cluster"] = stream_cluster(method.cluster)  # streams.py: not counted with the calls
+    cluster = method.cluster or ""  # _method_routes skips methods without one
+    action: dict[str, object] = {"cluster": stream_cluster(cluster) if method.streaming else cluster}
+    if method.streaming:  # streams.py: a stream is not counted with the calls
         action["timeout"] = "0s"
         action["idle_timeout"] = "0s"  # long-lived lease and heartbeat streams may be quiet for minutes
     else:
