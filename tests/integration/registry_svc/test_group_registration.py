@@ -70,13 +70,7 @@ async def test_a_burst_shares_inserts_and_each_caller_gets_its_own_outcome(
     assert all(a.metadata["description"] == f"agent {a.name}" for a in created)
     assert all(list(a.capabilities) == skills(a.name) for a in created)
 
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        rows = await conn.fetch(
-            "SELECT id::text AS id, name, created_at, capabilities FROM agents WHERE name LIKE $1", f"%-{tag}%"
-        )
-    finally:
-        await conn.close()
+    rows = await agent_rows(settings, f"%-{tag}%")
     assert all(json.loads(r["capabilities"]) == skills(r["name"]) for r in rows)  # stored as a list
     assert {r["name"]: r["id"] for r in rows} == {**{a.name: a.id for a in created}, taken: rows_id(rows, taken)}
     assert len({r["created_at"] for r in rows}) < len(rows) - 1  # concurrent registrations shared INSERTs
@@ -87,6 +81,18 @@ async def test_a_burst_shares_inserts_and_each_caller_gets_its_own_outcome(
             assert await redis.hget(keys.agent_info(agent.id), "name") == agent.name
     finally:
         await redis.aclose()
+
+
+async def agent_rows(settings: Settings, name_like: str) -> list[asyncpg.Record]:
+    """The agents stored in PostgreSQL whose name is LIKE `name_like` (capabilities as JSON text)."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        rows: list[asyncpg.Record] = await conn.fetch(
+            "SELECT id::text AS id, name, created_at, capabilities FROM agents WHERE name LIKE $1", name_like
+        )
+        return rows
+    finally:
+        await conn.close()
 
 
 def rows_id(rows: list[asyncpg.Record], name: str) -> str:
@@ -110,12 +116,6 @@ async def test_each_agent_of_a_burst_keeps_its_own_capabilities(
             assert isinstance(agent, pb.Agent)
             again = (await stub.GetAgent(pb.GetAgentRequest(agent_id=agent.id))).agent
             assert list(again.capabilities) == wanted[agent.name]
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        rows = await conn.fetch(
-            "SELECT name, capabilities, created_at FROM agents WHERE name LIKE $1", f"caps{count}-{tag}-%"
-        )
-    finally:
-        await conn.close()
+    rows = await agent_rows(settings, f"caps{count}-{tag}-%")
     assert {r["name"]: json.loads(r["capabilities"]) for r in rows} == wanted
     assert len({r["created_at"] for r in rows}) < len(rows)  # the burst shared INSERTs
