@@ -228,9 +228,10 @@ def retarget_upstreams(config: dict[str, Any], settings: Settings) -> dict[str, 
     by_name = {c["name"]: c for c in _clusters(config)}
     for info in SERVICES:
         host = str(getattr(settings, info.host_field))
-        for name in {info.name, stream_cluster(info.name)}:
-            if host and name in by_name:
-                _set_endpoint(by_name[name], host, info.port(settings))
+        if not host:
+            continue
+        for name in {info.name, stream_cluster(info.name)} & by_name.keys():  # the streams' copy too
+            _set_endpoint(by_name[name], host, info.port(settings))
     return config
 
 
