@@ -37,10 +37,12 @@ class Starts:
     requests: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     unavailable: str = ""  # the server does not implement this call
+    latency: list[float] = field(default_factory=list)  # seconds from sending each answered request to its reply
 
     def add(self, ids: list[str], sent: float) -> None:
         for execution_id in ids:
             self.sent[execution_id] = sent
+        self.latency.append(time.time() - sent)
 
 
 def chunks(n: int, size: int) -> list[range]:

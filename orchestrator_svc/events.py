@@ -39,6 +39,7 @@ class EventHub:
         self.redis = redis
         self.dispatcher = dispatcher
         self._origin = secrets.token_hex(8)  # our own messages come back from Redis: ignore them
+        self._own = json.dumps({"origin": self._origin})[:-1]  # how each of them starts (origin comes first)
         self._revokers: dict[str, set[Callable[[Revoked], None]]] = {}
         self._watchers: dict[str, set[Callable[[], None]]] = {}  # execution id -> local watchers
         self._watched: dict[str, float] = {}  # execution id -> until when another process watches it
@@ -99,10 +100,10 @@ class EventHub:
 
     # Across processes ------------------------------------------------------------------------
 
-    async def publish(self, ready: Iterable[str], freed: Iterable[tuple[str, str]], revoked: Iterable[Revoked],
-                      changed: Iterable[str] = ()) -> None:  # fmt: skip
+    def message(self, ready: Iterable[str], freed: Iterable[tuple[str, str]], revoked: Iterable[Revoked],
+                changed: Iterable[str] = ()) -> str | None:  # fmt: skip
         """One message for a batch of commits: capabilities with new work, (agent, task) leases that
-        ended, revocations, and watched executions that changed."""
+        ended, revocations, and watched executions that changed; None when there is nothing to say."""
         message: dict[str, Any] = {
             "origin": self._origin,
             "ready": sorted(set(ready)),
@@ -113,13 +114,25 @@ class EventHub:
         if changed:
             message["changed"] = changed
         if not (message["ready"] or message["freed"] or message["revoked"] or changed):
-            return
+            return None
+        return json.dumps(message)
+
+    async def publish(self, ready: Iterable[str], freed: Iterable[tuple[str, str]], revoked: Iterable[Revoked],
+                      changed: Iterable[str] = ()) -> None:  # fmt: skip
+        """Send `message(...)` on its own (the after-commit writer sends it with the mirror's script call)."""
+        text = self.message(ready, freed, revoked, changed)
+        if text is not None:
+            await self.send(text)
+
+    async def send(self, text: str) -> None:
         try:
-            await self.redis.publish(CHANNEL, json.dumps(message))
+            await self.redis.publish(CHANNEL, text)
         except Exception as err:  # a hint only: the dispatcher ticks
             log.warning("could not publish an event", extra={"metadata": {"error": str(err)}})
 
     def _handle(self, raw: str) -> None:
+        if raw.startswith(self._own):  # our own message, back from Redis: not even parsed
+            return
         message = json.loads(raw)
         if message.get("origin") == self._origin:
             return

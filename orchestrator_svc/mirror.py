@@ -42,7 +42,9 @@ MAX_SCAN = 1_000_000  # keys one repair looks at
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 # Applies a batch of mirror writes in one round trip. KEYS: the priority ZSET and pending LIST.
-# ARGV[1]: a JSON list of ops, each [kind, ...] with the keys it touches spelled out by the caller.
+# ARGV[1]: a JSON list of ops, each [kind, ...] with the keys it touches spelled out by the caller;
+# ARGV[2], ARGV[3] (optional): a channel and a message published after the writes, in the same call
+# (the after-commit announcement to the other orchestrator processes, orchestrator_svc/events.py).
 APPLY_LUA = """
 local priority, pending = KEYS[1], KEYS[2]
 local ended = ENDED_TTL
@@ -85,6 +87,7 @@ for _, op in ipairs(cjson.decode(ARGV[1])) do
     end
   end
 end
+if ARGV[3] then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
 return 0
 """.replace("ENDED_TTL", str(ENDED_TTL_SECONDS))
 
@@ -143,15 +146,19 @@ class QueueMirror:
         self.dirty = True
         self._run_id = ""
 
-    async def apply(self, batch: Batch) -> None:
-        """One round trip for the whole batch; best effort (PostgreSQL has the truth, check() repairs)."""
-        if not batch.ops:
-            return
+    async def apply(self, batch: Batch, announce: tuple[str, str] | None = None) -> bool:
+        """One round trip for the whole batch, and for `announce` ((channel, message): published after
+        the writes) if given; best effort (PostgreSQL has the truth, check() repairs). False if it failed."""
+        if not batch.ops and announce is None:
+            return True
         try:
-            await self._apply(keys=[keys.TASKS_PRIORITY, keys.TASKS_PENDING], args=[json.dumps(batch.ops)])
+            await self._apply(keys=[keys.TASKS_PRIORITY, keys.TASKS_PENDING],
+                              args=[json.dumps(batch.ops), *(announce or ())])  # fmt: skip
+            return True
         except Exception as err:
             self.dirty = True
             log.warning("redis mirror update failed", extra={"metadata": {"error": str(err)}})
+            return False
 
     async def pending_rows(self, task_ids: list[str]) -> list[Any]:
         """The rows of those tasks that are back in the queue (retried or expired), to show them there again."""

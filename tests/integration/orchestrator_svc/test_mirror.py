@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from orchestrator_svc.mirror import ENDED_TTL_SECONDS, QueueMirror
+from orchestrator_svc.mirror import ENDED_TTL_SECONDS, Batch, QueueMirror
 from ossa_runtime import keys
 from ossa_runtime.db import create_pool
 from ossa_runtime.redis import create_redis
@@ -81,3 +81,38 @@ async def test_a_failed_write_or_a_restarted_redis_marks_the_mirror_for_repair(
     await redis.hset(keys.task_data(ended), "status", "running")
     await mirror.check()
     assert 0 < await redis.ttl(keys.task_data(ended)) <= ENDED_TTL_SECONDS
+
+
+async def test_the_announcement_is_published_by_the_mirrors_own_call(
+    stores: tuple[asyncpg.Pool, aioredis.Redis],
+) -> None:
+    """One script call writes the mirror and then publishes the after-commit message (effects.py);
+    with no mirror write the message still goes out; a call that fails says so (False)."""
+    pool, redis = stores
+    mirror = QueueMirror(redis, pool)
+    channel = f"test-mirror-{uuid.uuid4().hex[:8]}"
+    task = str(uuid.uuid4())
+    async with redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+        await pubsub.subscribe(channel)
+        batch = Batch()
+        batch.ended(task, "completed")
+        assert await mirror.apply(batch, (channel, "first"))
+        assert await mirror.apply(Batch(), (channel, "second"))  # nothing to mirror, something to say
+        assert await mirror.apply(Batch())  # neither: no call at all
+        got = []
+        for _ in range(50):
+            message = await pubsub.get_message(timeout=0.1)
+            if message:
+                got.append(message["data"])
+            if len(got) == 2:
+                break
+        assert got == ["first", "second"]
+    assert await redis.hget(keys.task_data(task), "status") == "completed"  # written before the publish
+
+    class Down:
+        async def __call__(self, **_: object) -> None:
+            raise ConnectionError("redis is down")
+
+    mirror._apply = Down()  # type: ignore[assignment]
+    assert not await mirror.apply(batch, (channel, "lost"))
+    assert mirror.dirty  # check() will rebuild what the failed call did not write

@@ -76,3 +76,22 @@ async def test_the_batch_message_names_changed_executions_only_when_watched(hub:
     assert redis.published[1]["changed"] == ["e1"]
     assert redis.published[2] == {"origin": hub._origin, "watch": ["e2"]}
     assert len(redis.published) == 3
+
+
+def test_the_message_is_none_when_there_is_nothing_to_say(hub: EventHub) -> None:
+    assert hub.message([], [], [], []) is None
+    text = hub.message(["cap"], [("agent", "task")], [])
+    assert text is not None
+    assert json.loads(text) == {"origin": hub._origin, "ready": ["cap"], "freed": [["agent", "task"]], "revoked": []}
+
+
+def test_own_messages_are_skipped_before_parsing_and_others_are_not(hub: EventHub) -> None:
+    woken: list[Any] = []
+    hub.dispatcher.wake = woken.append  # type: ignore[method-assign]
+    own = hub.message(["cap"], [], [])
+    assert own is not None and own.startswith(hub._own)
+    hub._handle(own)
+    assert woken == []
+    other = json.dumps({"origin": hub._origin[:-1] + "x", "ready": ["cap"], "freed": [], "revoked": []})
+    hub._handle(other)  # an origin that differs only in its last character is someone else's
+    assert woken == [["cap"]]
