@@ -1,6 +1,7 @@
 """Run bench_orchestrator.py several times (optionally alternating with another checkout) and print
 the median, min and max of every tasks/s row of its section 7, with each run's ratio to the Celery
-figure of that same run.
+figure of that same run, and of the orchestrator's CPU ms per task of its section 6b (what each task
+cost, a second view of the same runs: issue 12's target is 0.5 ms).
 
 One run on a shared 2-core machine moves by a quarter from one run to the next, Celery's figure as
 much as OSSA's: a change is only visible in several runs taken back to back under the same
@@ -26,6 +27,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
 ROW = re.compile(r"^(tasks/s .+?)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+|nan)\s*$")
+# Section 6b: row, tasks, PG stmts, PG xacts, orch RT, Redis cmds, orch CPU ms, then the verdict.
+COST = re.compile(r"^(\S.*?)\s+(\d+)\s+([\d.]+|-)\s+([\d.]+|-)\s+([\d.]+|-)\s+([\d.]+|-)\s+([\d.]+|-)\s+<=")
 DEFAULT_ARGS = ["--start", "--cli-only"]
 
 
@@ -36,6 +39,7 @@ class Side:
     name: str
     root: Path
     runs: list[dict[str, tuple[float, float]]] = field(default_factory=list)  # metric -> (OSSA, Celery)
+    costs: list[dict[str, tuple[float, float]]] = field(default_factory=list)  # 6b row -> (orch RT, CPU ms)
 
     @property
     def python(self) -> str:
@@ -62,6 +66,16 @@ def parse_rows(text: str) -> dict[str, tuple[float, float]]:
     return rows
 
 
+def parse_costs(text: str) -> dict[str, tuple[float, float]]:
+    """(orchestrator round trips, orchestrator CPU ms) per completed task of every section-6b row."""
+    rows = {}
+    for line in text.splitlines():
+        match = COST.match(line)
+        if match and "-" not in (match.group(5), match.group(7)):
+            rows[match.group(1).strip()] = (float(match.group(5)), float(match.group(7)))
+    return rows
+
+
 def run_once(side: Side, bench_args: list[str], log_dir: Path, index: int) -> None:
     command = [side.python, "benchmarks/bench_orchestrator.py", *bench_args]
     began = time.monotonic()
@@ -70,6 +84,7 @@ def run_once(side: Side, bench_args: list[str], log_dir: Path, index: int) -> No
     log.write_text(done.stdout + done.stderr)
     rows = parse_rows(done.stdout)
     side.runs.append(rows)
+    side.costs.append(parse_costs(done.stdout))
     status = f"{len(rows)} rows" if rows else f"no rows (exit {done.returncode}; see {log})"
     print(f"  {side.name} run {index}: {time.monotonic() - began:.0f} s, {status}", flush=True)
 
@@ -89,6 +104,25 @@ def print_side(side: Side, metrics: list[str]) -> None:
     for metric in metrics:
         print(f"{metric:<58} {spread(side.values(metric, 0), 0):>22} {spread(side.values(metric, 1), 0):>22} "
               f"{spread(side.values(metric, 2), 2):>18}")  # fmt: skip
+
+
+def print_costs(sides: list[Side]) -> None:
+    """Orchestrator CPU ms per task (section 6b): steadier from run to run than tasks/s."""
+    rows = list(dict.fromkeys(r for side in sides for run in side.costs for r in run))
+    if not rows:
+        return
+    print("\norchestrator CPU ms per completed task (section 6b; issue 12: <= 0.5), median (min-max)")
+    header = f"{'row':<20}" + "".join(f"{side.name:>22}" for side in sides)
+    if len(sides) == 2:
+        header += f"{'after/before':>14}"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        values = [[run[row][1] for run in side.costs if row in run] for side in sides]
+        line = f"{row:<20}" + "".join(f"{spread(v, 2):>22}" for v in values)
+        if len(sides) == 2 and all(values):
+            line += f"{statistics.median(values[1]) / statistics.median(values[0]):>14.2f}"
+        print(line)
 
 
 def print_change(before: Side, after: Side, metrics: list[str]) -> None:
@@ -131,6 +165,7 @@ def main() -> int:
         print_side(side, metrics)
     if args.before:
         print_change(sides[0], after, metrics)
+    print_costs(sides)
     return 0
 
 
