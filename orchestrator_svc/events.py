@@ -117,14 +117,8 @@ class EventHub:
             return None
         return json.dumps(message)
 
-    async def publish(self, ready: Iterable[str], freed: Iterable[tuple[str, str]], revoked: Iterable[Revoked],
-                      changed: Iterable[str] = ()) -> None:  # fmt: skip
-        """Send `message(...)` on its own (the after-commit writer sends it with the mirror's script call)."""
-        text = self.message(ready, freed, revoked, changed)
-        if text is not None:
-            await self.send(text)
-
     async def send(self, text: str) -> None:
+        """Publish a `message(...)` on its own (the after-commit writer sends it with the mirror's writes)."""
         try:
             await self.redis.publish(CHANNEL, text)
         except Exception as err:  # a hint only: the dispatcher ticks

@@ -68,9 +68,9 @@ def test_own_announcements_are_ignored_and_changes_elsewhere_notify(hub: EventHu
 
 async def test_the_batch_message_names_changed_executions_only_when_watched(hub: EventHub) -> None:
     redis: FakeRedis = hub.redis  # type: ignore[assignment]
-    await hub.publish(["cap"], [], [])
-    await hub.publish([], [], [], [])  # nothing at all: no message
-    await hub.publish([], [], [], ["e1"])
+    for message in (hub.message(["cap"], [], []), hub.message([], [], [], []), hub.message([], [], [], ["e1"])):
+        if message is not None:  # nothing at all: no message
+            await hub.send(message)
     await hub.announce_watch("e2")
     assert redis.published[0] == {"origin": hub._origin, "ready": ["cap"], "freed": [], "revoked": []}
     assert redis.published[1]["changed"] == ["e1"]
