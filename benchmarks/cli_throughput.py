@@ -48,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", type=int, default=100, help="executions per StartExecutions call")
     group.add_argument("--batch-in-flight", type=int, default=4, help="batch calls in flight")
     group.add_argument("--pg-top", type=int, default=0, help="print each row's N most frequent statements")
+    group.add_argument("--backlog", type=int, default=0, help="executions of a capability no agent serves, started "
+                       "before the rows: every row runs with that many tasks queued ahead of its own")  # fmt: skip
     group.add_argument("--database-url", default="", help="the platform's PostgreSQL (default: --start's, "
                        "$OSSA_DATABASE_URL or the embedded one in --data-dir)")  # fmt: skip
     group.add_argument("--orchestrator-metrics", default="", help="HOST:PORT of the orchestrator's /metrics")
@@ -158,6 +160,7 @@ class Section:
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what went wrong, for the report
     statements: bool = False  # pg_stat_statements was readable
+    backlog: int = 0  # tasks of another capability queued before the rows
 
 
 # Running ----------------------------------------------------------------------------------------------
@@ -190,6 +193,13 @@ async def warm_up(servers: Servers, observer: PgObserver, agents: CliAgents, cap
         dead = agents.exited()
         return f"warm-up: {ok}/{len(starts.sent)} executions completed ({bad} failed); " + "; ".join(dead)
     return ""
+
+
+async def queue_backlog(gateway: str, n: int) -> int:
+    """n executions of a capability nobody serves (batch starts): their tasks stay queued."""
+    workflow_id = await publish(gateway, f"backlog-{secrets.token_hex(4)}")
+    starts = await grpc_starts(gateway, workflow_id, n, in_flight=4, batch=500)
+    return len(starts.sent)
 
 
 async def run_row(spec: Spec, servers: Servers, observer: PgObserver, capability: str, n: int,
@@ -244,6 +254,8 @@ async def run_section(args: argparse.Namespace, servers: Servers, n: int, cpu: C
         if problem:
             section.notes.append(problem)
             return section
+        if args.backlog:
+            section.backlog = await queue_backlog(servers.gateway, args.backlog)
         for spec in specs(args):
             row = await run_row(spec, servers, observer, capability, n, cpu)
             section.rows.append(row)
@@ -278,6 +290,7 @@ def print_section(section: Section, celery_rate: float | None, celery_what: str,
     print(
         f"\n6. Throughput: {section.tasks} one-step executions per row, run by {section.agents} "
         f"`ossa agent serve --handler echo` processes x {section.slots} slots (agents and starts via Envoy)"
+        + (f", {section.backlog} tasks of another capability queued ahead" if section.backlog else "")
     )
     for note in section.notes:
         print(f"  {note}")

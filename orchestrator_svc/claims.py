@@ -40,11 +40,23 @@ WITH held AS (
      WHERE agent_id = ANY($1::uuid[]) AND outcome = 'expired'
        AND finished_at > CURRENT_TIMESTAMP - make_interval(secs => $4)
 ), picked AS (
-    SELECT id::text AS id, priority, enqueued_at, capability, agent_type, target_agent_id::text AS target FROM tasks
-     WHERE status = 'pending' AND available_at <= CURRENT_TIMESTAMP
-       AND ((target_agent_id IS NULL AND capability = ANY($2::text[])) OR target_agent_id = ANY($1::uuid[]))
-     ORDER BY priority DESC, enqueued_at, id
-     LIMIT $3 FOR UPDATE SKIP LOCKED
+    -- The head of each queue (each capability, each agent's routed tasks), one ordered index walk
+    -- each (migration 0013), then the first $3 of them all in queue order.
+    SELECT * FROM (
+        SELECT c.* FROM unnest($2::text[]) AS cap(name) CROSS JOIN LATERAL (
+            SELECT id::text AS id, priority, enqueued_at, capability, agent_type, NULL::text AS target FROM tasks
+             WHERE status = 'pending' AND target_agent_id IS NULL AND capability = cap.name
+               AND available_at <= CURRENT_TIMESTAMP
+             ORDER BY priority DESC, enqueued_at, tasks.id LIMIT $3 FOR UPDATE SKIP LOCKED
+        ) c
+        UNION ALL
+        SELECT r.* FROM unnest($1::uuid[]) AS a(agent) CROSS JOIN LATERAL (
+            SELECT id::text AS id, priority, enqueued_at, capability, agent_type, target_agent_id::text AS target
+              FROM tasks
+             WHERE status = 'pending' AND target_agent_id = a.agent AND available_at <= CURRENT_TIMESTAMP
+             ORDER BY priority DESC, enqueued_at, tasks.id LIMIT $3 FOR UPDATE SKIP LOCKED
+        ) r
+    ) heads ORDER BY priority DESC, enqueued_at, id LIMIT $3
 )
 SELECT 'h' AS kind, id, n, NULL::timestamptz AS enqueued_at, NULL::text AS capability, NULL::text AS agent_type,
        NULL::text AS target FROM held
@@ -104,32 +116,52 @@ WITH held AS (
 ), quarantined AS (
     SELECT EXISTS (SELECT 1 FROM task_attempts WHERE agent_id = $1 AND outcome = 'expired'
                       AND finished_at > CURRENT_TIMESTAMP - make_interval(secs => $6)) AS yes
+), room AS (
+    SELECT CASE WHEN q.yes THEN 0 ELSE greatest(0, least($4::int, $5::int - h.n)) END AS n
+      FROM held h, quarantined q
+), candidates AS (
+    -- The head of each queue the agent serves (each of its capabilities, the tasks routed to it),
+    -- one ordered index walk each (migration 0013): another capability's backlog is never read.
+    SELECT c.* FROM unnest($2::text[]) AS cap(name) CROSS JOIN LATERAL (
+        SELECT id, priority, enqueued_at FROM tasks
+         WHERE status = 'pending' AND target_agent_id IS NULL AND capability = cap.name
+           AND available_at <= CURRENT_TIMESTAMP AND (agent_type IS NULL OR agent_type = $3)
+         ORDER BY priority DESC, enqueued_at, id LIMIT (SELECT n FROM room) FOR UPDATE SKIP LOCKED
+    ) c
+    UNION ALL
+    SELECT * FROM (
+        SELECT id, priority, enqueued_at FROM tasks
+         WHERE status = 'pending' AND target_agent_id = $1
+           AND available_at <= CURRENT_TIMESTAMP AND (agent_type IS NULL OR agent_type = $3)
+         ORDER BY priority DESC, enqueued_at, id LIMIT (SELECT n FROM room) FOR UPDATE SKIP LOCKED
+    ) t
 ), picked AS (
-    SELECT id FROM tasks
-     WHERE status = 'pending' AND available_at <= CURRENT_TIMESTAMP
-       AND ((target_agent_id IS NULL AND capability = ANY($2::text[])) OR target_agent_id = $1)
-       AND (agent_type IS NULL OR agent_type = $3)
-     ORDER BY priority DESC, enqueued_at, id
-     LIMIT (SELECT CASE WHEN q.yes THEN 0 ELSE greatest(0, least($4::int, $5::int - h.n)) END
-              FROM held h, quarantined q)
-       FOR UPDATE SKIP LOCKED
+    SELECT id FROM candidates ORDER BY priority DESC, enqueued_at, id LIMIT (SELECT n FROM room)
 ), more AS (
     -- Whether the queue holds more for this agent (it then stays in backlog), read without a lock:
     -- a task another claim is taking counts too, which errs towards one more claim, never one less.
+    -- Scalar subqueries with ORDER BY ... LIMIT 1 (an EXISTS would lose its ORDER BY): index walks.
     SELECT EXISTS (
-        SELECT 1 FROM tasks
-         WHERE status = 'pending' AND available_at <= CURRENT_TIMESTAMP
-           AND ((target_agent_id IS NULL AND capability = ANY($2::text[])) OR target_agent_id = $1)
-           AND (agent_type IS NULL OR agent_type = $3)
+        SELECT 1 FROM unnest($2::text[]) AS cap(name) WHERE (
+            SELECT id FROM tasks
+             WHERE status = 'pending' AND target_agent_id IS NULL AND capability = cap.name
+               AND available_at <= CURRENT_TIMESTAMP AND (agent_type IS NULL OR agent_type = $3)
+               AND id NOT IN (SELECT id FROM picked)
+             ORDER BY priority DESC, enqueued_at, id LIMIT 1) IS NOT NULL
+    ) OR (
+        SELECT id FROM tasks
+         WHERE status = 'pending' AND target_agent_id = $1
+           AND available_at <= CURRENT_TIMESTAMP AND (agent_type IS NULL OR agent_type = $3)
            AND id NOT IN (SELECT id FROM picked)
-    ) AS yes
+         ORDER BY priority DESC, enqueued_at, id LIMIT 1
+    ) IS NOT NULL AS yes
 ), up AS (
     UPDATE tasks t
        SET status = 'assigned', agent_id = $1, attempt = t.attempt + 1, fencing_token = t.fencing_token + 1,
            started_at = CURRENT_TIMESTAMP,
            lease_expires_at = CURRENT_TIMESTAMP + make_interval(secs => t.lease_seconds),
            trace_span_id = substr(md5(random()::text || t.id::text), 1, 16)
-      FROM picked WHERE t.id = picked.id
+     WHERE t.id = ANY(ARRAY(SELECT id FROM picked))
     RETURNING {TASK_COLUMNS}
 ), attempts AS (
     INSERT INTO task_attempts (task_id, attempt, agent_id, fencing_token, trace_span_id)

@@ -30,8 +30,9 @@ EXECUTION_COLUMNS = """id::text AS id, workflow_id::text AS workflow_id, status,
 
 # Sync match: a root task handed straight to an idle agent of this process (the dispatcher reserved a
 # slot) is inserted already leased, with its first attempt, when PostgreSQL agrees: nothing of its
-# capability is queued at its priority or above (queue order first), the agent is not in quarantine
-# and still has the slot ($23: the reserved task's rank among this batch's tasks for that agent).
+# capability is queued at its priority or above (queue order first: the head of the capability's
+# queue, one walk of idx_tasks_ready_capability), the agent is not in quarantine and still has the
+# slot ($23: the reserved task's rank among this batch's tasks for that agent).
 _INSERT = f"""
 WITH y0 AS (
     SELECT * FROM {newtasks.unnest(10)}
@@ -39,9 +40,10 @@ WITH y0 AS (
     SELECT * FROM unnest($22::uuid[], $23::uuid[], $24::int[], $25::int[]) AS r(id, agent, slots, rank)
 ), m AS (
     SELECT r.id, r.agent FROM r JOIN y0 ON y0.id = r.id
-     WHERE NOT EXISTS (SELECT 1 FROM tasks p WHERE p.status = 'pending' AND p.capability = y0.capability
-                          AND p.target_agent_id IS NULL AND p.priority >= y0.priority
-                          AND p.available_at <= CURRENT_TIMESTAMP)
+     WHERE NOT COALESCE((SELECT p.priority >= y0.priority FROM tasks p
+                          WHERE p.status = 'pending' AND p.capability = y0.capability
+                            AND p.target_agent_id IS NULL AND p.available_at <= CURRENT_TIMESTAMP
+                          ORDER BY p.priority DESC, p.enqueued_at, p.id LIMIT 1), false)
        AND NOT EXISTS (SELECT 1 FROM task_attempts a WHERE a.agent_id = r.agent AND a.outcome = 'expired'
                           AND a.finished_at > CURRENT_TIMESTAMP - make_interval(secs => $26))
        AND (SELECT count(*) FROM tasks h WHERE h.agent_id = r.agent AND h.status IN ('assigned', 'running'))
