@@ -51,6 +51,12 @@ local ended = ENDED_TTL
 local function hset(key, fields)
   if #fields > 0 then redis.call('HSET', key, unpack(fields)) end
 end
+-- Out of the queue keys. LREM reads the list until it finds the id (all of it when the id is not
+-- there): only a task that was in the ZSET is looked for in the LIST (they are written together),
+-- so a task leased by its start or already leased costs no walk of a long queue.
+local function unqueue(id)
+  if redis.call('ZREM', priority, id) == 1 then redis.call('LREM', pending, 1, id) end
+end
 for _, op in ipairs(cjson.decode(ARGV[1])) do
   local kind = op[1]
   if kind == 'q' then            -- queued: id, score, data key, data fields
@@ -58,8 +64,7 @@ for _, op in ipairs(cjson.decode(ARGV[1])) do
     redis.call('RPUSH', pending, op[2])
     hset(op[4], op[5])
   elseif kind == 'l' then        -- leased: id, lock key, agent, ttl, data key, data fields
-    redis.call('ZREM', priority, op[2])
-    redis.call('LREM', pending, 1, op[2])
+    unqueue(op[2])
     redis.call('SET', op[3], op[4], 'EX', op[5])
     hset(op[6], op[7])
   elseif kind == 'r' then        -- renewed: lock key, agent, ttl, data key
@@ -69,8 +74,7 @@ for _, op in ipairs(cjson.decode(ARGV[1])) do
     redis.call('DEL', op[2])
   elseif kind == 'e' then        -- ended: id, lock key, data key, status
     redis.call('DEL', op[3])
-    redis.call('ZREM', priority, op[2])
-    redis.call('LREM', pending, 1, op[2])
+    unqueue(op[2])
     redis.call('HSET', op[4], 'status', op[5])
     redis.call('EXPIRE', op[4], ended)
   elseif kind == 'x' then        -- execution: state key, state fields, steps key, steps, vars key, vars, final

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -116,3 +117,27 @@ async def test_the_announcement_is_published_by_the_mirrors_own_call(
     mirror._apply = Down()  # type: ignore[assignment]
     assert not await mirror.apply(batch, (channel, "lost"))
     assert mirror.dirty  # check() will rebuild what the failed call did not write
+
+
+async def test_leased_and_ended_tasks_leave_the_queue_keys_once(stores: tuple[asyncpg.Pool, aioredis.Redis]) -> None:
+    """A queued task leaves the ZSET and the LIST when leased; a task leased by its start (never
+    queued) or ended after its lease leaves the queue keys as they are (no walk of the LIST)."""
+    pool, redis = stores
+    await redis.delete(keys.TASKS_PRIORITY, keys.TASKS_PENDING)
+    mirror = QueueMirror(redis, pool)
+    now = datetime.now(UTC)
+    queued = [{"id": str(uuid.uuid4()), "execution_id": str(uuid.uuid4()), "name": "s", "status": "pending",
+               "priority": 5, "capability": "c", "agent_type": None, "enqueued_at": now} for _ in range(3)]  # fmt: skip
+    first, second, third = (row["id"] for row in queued)
+    batch = Batch()
+    batch.queued(queued)
+    assert await mirror.apply(batch)
+    never_queued = {**queued[0], "id": str(uuid.uuid4()), "agent_id": "a", "lease_seconds": 30}
+    batch = Batch()
+    batch.leased([{**queued[1], "agent_id": "a", "lease_seconds": 30}, never_queued])
+    batch.ended(first, "completed")  # ended while still queued (cancelled, say)
+    batch.ended(second, "completed")  # after its lease: already out
+    assert await mirror.apply(batch)
+    assert await redis.lrange(keys.TASKS_PENDING, 0, -1) == [third]
+    assert await redis.zrange(keys.TASKS_PRIORITY, 0, -1) == [third]
+    assert await redis.get(keys.task_lock(never_queued["id"])) == "a"
