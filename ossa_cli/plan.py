@@ -11,7 +11,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from gateway_http.envoy_config.binary import find_envoy
@@ -94,6 +94,11 @@ class Plan:
         return f"{scheme}://{f'[{host}]' if ':' in host else host}:{self.settings.gateway_port}"
 
 
+def configured_ports(s: Settings) -> set[int]:
+    """Every port the settings name (services, metrics, PostgreSQL, Redis, Envoy)."""
+    return {int(getattr(s, f.name)) for f in fields(s) if f.name.endswith("_port")}
+
+
 def build_plan(settings: Settings, *, python: str = sys.executable) -> Plan:
     plan = Plan(settings=settings, python=python)
     s = settings
@@ -115,7 +120,8 @@ def build_plan(settings: Settings, *, python: str = sys.executable) -> Plan:
         plan.claims.append(PortClaim(f"{info.name} metrics", s.host, metrics_port, info.metrics_port_field))
         copies = {REGISTRY: s.registry_workers, ORCHESTRATOR: s.orchestrator_workers}.get(info, 1)
         if copies > 1:  # the kernel would spread Envoy's few long-lived connections, not its requests
-            ports = plan.worker_ports[info.name] = free_ports(s.host, copies)
+            # Not a port the settings name for anything else: those may be free now and bound later.
+            ports = plan.worker_ports[info.name] = free_ports(s.host, copies, avoid=configured_ports(s))
             plan.claims += [PortClaim(f"{info.name}[{i + 1}]", s.host, p) for i, p in enumerate(ports)]
         for i in range(copies):
             name = info.name if copies == 1 else f"{info.name}[{i + 1}]"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 
@@ -38,15 +38,20 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def free_ports(host: str, count: int) -> list[int]:
-    """`count` distinct ports the OS says are free on `host` (all held open until all are chosen)."""
+def free_ports(host: str, count: int, avoid: Collection[int] = ()) -> list[int]:
+    """`count` distinct ports the OS says are free on `host` (all held open until all are chosen),
+    none of them in `avoid`: ports configured for something that has not bound them yet."""
     socks: list[socket.socket] = []
+    chosen: list[int] = []
     try:
-        for _ in range(count):
+        while len(chosen) < count:  # a port held here is not offered again: at most count + len(avoid) binds
             sock = socket.socket(_family(host), socket.SOCK_STREAM)
             socks.append(sock)
             sock.bind((host, 0))
-        return [int(s.getsockname()[1]) for s in socks]
+            port = int(sock.getsockname()[1])
+            if port not in avoid:
+                chosen.append(port)
+        return chosen
     finally:
         for sock in socks:
             sock.close()
