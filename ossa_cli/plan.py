@@ -94,9 +94,13 @@ class Plan:
         return f"{scheme}://{f'[{host}]' if ':' in host else host}:{self.settings.gateway_port}"
 
 
+def port_fields() -> list[str]:
+    """The settings that name a port (services, metrics, PostgreSQL, Redis, Envoy)."""
+    return [f.name for f in fields(Settings) if f.name.endswith("_port")]
+
+
 def configured_ports(s: Settings) -> set[int]:
-    """Every port the settings name (services, metrics, PostgreSQL, Redis, Envoy)."""
-    return {int(getattr(s, f.name)) for f in fields(s) if f.name.endswith("_port")}
+    return {int(getattr(s, name)) for name in port_fields()}
 
 
 def build_plan(settings: Settings, *, python: str = sys.executable) -> Plan:

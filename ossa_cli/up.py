@@ -15,24 +15,19 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Mapping
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from ossa_cli import argtypes, credentials
 from ossa_cli.errors import UsageError
 from ossa_cli.lock import DataDirLock
-from ossa_cli.plan import HEALTH_PATH, Plan, build_plan
+from ossa_cli.plan import HEALTH_PATH, Plan, build_plan, port_fields
 from ossa_cli.ports import PortError, check_ports, free_ports
 from ossa_cli.restart import RestartPolicy
 from ossa_cli.supervisor import Supervisor
 from ossa_runtime import tls
 from ossa_runtime.redact import redact_url
 from ossa_runtime.settings import PREFIX, Settings, SettingsError
-
-
-def port_fields() -> list[str]:
-    return [f.name for f in fields(Settings) if f.name.endswith("_port")]
 
 
 def add_up_command(sub: Any) -> None:

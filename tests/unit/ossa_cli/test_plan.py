@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -94,27 +95,14 @@ def test_one_worker_has_no_worker_port(tmp_path: Path) -> None:
     assert all(c.env is None or "OSSA_WORKER_PORT" not in c.env() for c in plan.stages[0])
 
 
-def test_worker_ports_are_never_a_port_the_settings_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_worker_ports_are_never_a_port_the_settings_name(
+    tmp_path: Path, offered_ports: Callable[[Iterable[int]], None]
+) -> None:
     """The OS may offer, for a worker, a port that is free now because the component configured for it
     (Envoy on the gateway port, say) has not started yet: the plan skips it. Seen as an `ossa up`
     refusing to start ("orchestrator[1] and envoy are both configured to use port ...")."""
     s = external(tmp_path, gateway_port=41001, orchestrator_metrics_port=41002, orchestrator_workers=2)
-    offered = iter(range(41001, 41100))
-
-    class Sock:
-        def __init__(self, *_: object) -> None:
-            self.port = 0
-
-        def bind(self, _address: object) -> None:
-            self.port = next(offered)
-
-        def getsockname(self) -> tuple[str, int]:
-            return ("127.0.0.1", self.port)
-
-        def close(self) -> None:
-            pass
-
-    monkeypatch.setattr("ossa_cli.ports.socket.socket", Sock)
+    offered_ports(range(41001, 41100))
     plan = build_plan(s)
     workers = [p for ports in plan.worker_ports.values() for p in ports]
     assert workers and not set(workers) & {41001, 41002}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import pytest
 
@@ -58,23 +58,8 @@ def test_port_zero_and_repeated_claims_of_one_component_pass() -> None:
     check_ports([PortClaim("r", "127.0.0.1", port), PortClaim("r", "127.0.0.1", port)])
 
 
-def test_free_ports_avoid_ports_configured_for_others(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_free_ports_avoid_ports_configured_for_others(offered_ports: Callable[[Iterable[int]], None]) -> None:
     """The OS may offer a port the settings already name for a service that has not bound it yet;
     it is skipped (held, so the OS offers another)."""
-    offered = iter([41001, 41002, 41003, 41004])
-
-    class Sock:
-        def __init__(self, *_: object) -> None:
-            self.port = 0
-
-        def bind(self, _address: object) -> None:
-            self.port = next(offered)
-
-        def getsockname(self) -> tuple[str, int]:
-            return ("127.0.0.1", self.port)
-
-        def close(self) -> None:
-            pass
-
-    monkeypatch.setattr("ossa_cli.ports.socket.socket", Sock)
+    offered_ports([41001, 41002, 41003, 41004])
     assert free_ports("127.0.0.1", 2, avoid={41001, 41003}) == [41002, 41004]
