@@ -52,16 +52,17 @@ local function hset(key, fields)
   if #fields > 0 then redis.call('HSET', key, unpack(fields)) end
 end
 -- Out of the queue keys. LREM reads the list until it finds the id (all of it when the id is not
--- there): only a task that was in the ZSET is looked for in the LIST (they are written together),
--- so a task leased by its start or already leased costs no walk of a long queue.
+-- there): only a task that was in the ZSET is looked for in the LIST, so a task leased by its start
+-- or already leased costs no walk of a long queue. An id is in the LIST exactly when it is in the
+-- ZSET: 'q' appends it only when ZADD added it (a task queued twice, say by a rebuild racing a
+-- commit, is listed once).
 local function unqueue(id)
   if redis.call('ZREM', priority, id) == 1 then redis.call('LREM', pending, 1, id) end
 end
 for _, op in ipairs(cjson.decode(ARGV[1])) do
   local kind = op[1]
-  if kind == 'q' then            -- queued: id, score, data key, data fields
-    redis.call('ZADD', priority, op[3], op[2])
-    redis.call('RPUSH', pending, op[2])
+  if kind == 'q' then            -- queued: id, score, data key, data fields (listed once: see unqueue)
+    if redis.call('ZADD', priority, op[3], op[2]) == 1 then redis.call('RPUSH', pending, op[2]) end
     hset(op[4], op[5])
   elseif kind == 'l' then        -- leased: id, lock key, agent, ttl, data key, data fields
     unqueue(op[2])

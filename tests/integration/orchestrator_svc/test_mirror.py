@@ -141,3 +141,14 @@ async def test_leased_and_ended_tasks_leave_the_queue_keys_once(stores: tuple[as
     assert await redis.lrange(keys.TASKS_PENDING, 0, -1) == [third]
     assert await redis.zrange(keys.TASKS_PRIORITY, 0, -1) == [third]
     assert await redis.get(keys.task_lock(never_queued["id"])) == "a"
+    # Queued twice (a rebuild racing the commit that queued it): listed once, and gone once leased.
+    batch = Batch()
+    batch.queued([queued[2]])
+    assert await mirror.apply(batch)
+    assert await redis.lrange(keys.TASKS_PENDING, 0, -1) == [third]
+    batch = Batch()
+    batch.leased([{**queued[2], "agent_id": "a", "lease_seconds": 30}])
+    batch.ended(third, "completed")
+    assert await mirror.apply(batch)
+    assert await redis.lrange(keys.TASKS_PENDING, 0, -1) == []
+    assert await redis.zcard(keys.TASKS_PRIORITY) == 0
