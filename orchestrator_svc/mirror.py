@@ -5,11 +5,12 @@ looks (operators, metrics, the console) in O(log n): `ossa:tasks:priority` (read
 priority, FIFO within one), `ossa:tasks:pending` (their arrival order), `ossa:task:{id}:data`,
 `ossa:task:{id}:lock` (holding agent, expiring with the lease) and, per execution,
 `ossa:workflow:{executionId}:state|steps|variables`. Writes happen after the commit and are best
-effort; `check()` rebuilds the queue keys from PostgreSQL when they drift (Redis flushed or
-restarted), so nothing is lost. The keys of what ended expire; when a write may have been lost
-(one failed, or Redis restarted and its append-only file missed the last second), `check()` also
-gives an expiry to the keys of tasks and executions that ended meanwhile, which would otherwise
-stay forever.
+effort; `check()` repairs the queue keys from PostgreSQL when they drift, so nothing is lost: whole
+when Redis is new or was flushed (`ossa:tasks:mirrored` is gone), otherwise id by id, for the
+differences that outlast one check (one seen once may be a write in flight). The keys of what
+ended expire; when a write may have been lost (one failed, or Redis restarted and its append-only
+file missed the last second), `check()` also gives an expiry to the keys of tasks and executions
+that ended meanwhile, which would otherwise stay forever.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ def score(row: Any) -> float:
 # at a steady 100 tasks/s was millions of hashes: Redis grew without bound under load.
 ENDED_TTL_SECONDS = 60
 MAX_SCAN = 1_000_000  # keys one repair looks at
+_PENDING_ROWS = """SELECT id::text AS id, execution_id::text AS execution_id, name, status, priority, capability,
+                         agent_type, enqueued_at FROM tasks"""
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 # Applies a batch of mirror writes in one round trip. KEYS: the priority ZSET and pending LIST.
@@ -73,6 +76,8 @@ for _, op in ipairs(cjson.decode(ARGV[1])) do
     redis.call('HSET', op[5], 'status', 'running')
   elseif kind == 'u' then        -- unlocked (back in the queue; a 'q' follows): lock key
     redis.call('DEL', op[2])
+  elseif kind == 'd' then        -- dropped from the queue keys (found there, not pending): id
+    unqueue(op[2])
   elseif kind == 'e' then        -- ended: id, lock key, data key, status
     redis.call('DEL', op[3])
     unqueue(op[2])
@@ -124,6 +129,10 @@ class Batch:
         """A lease ended and the task went back to the queue (queued() follows with its row)."""
         self.ops.append(["u", keys.task_lock(task_id)])
 
+    def dropped(self, task_id: str) -> None:
+        """Out of the queue keys only (the repair of an id PostgreSQL does not have pending)."""
+        self.ops.append(["d", task_id])
+
     def ended(self, task_id: str, status: str) -> None:
         self.ops.append(["e", task_id, keys.task_lock(task_id), keys.task_data(task_id), status])
 
@@ -150,6 +159,7 @@ class QueueMirror:
         # died mid-write), after a failed write, after Redis restarted (its run_id changed).
         self.dirty = True
         self._run_id = ""
+        self._suspects: set[str] = set()  # ids whose queue keys differed from PostgreSQL at the last check
 
     async def apply(self, batch: Batch, announce: tuple[str, str] | None = None) -> bool:
         """One round trip for the whole batch, and for `announce` ((channel, message): published after
@@ -167,20 +177,20 @@ class QueueMirror:
 
     async def pending_rows(self, task_ids: list[str]) -> list[Any]:
         """The rows of those tasks that are back in the queue (retried or expired), to show them there again."""
-        rows: list[Any] = await self.pool.fetch(
-            """SELECT id::text AS id, execution_id::text AS execution_id, name, status, priority, capability,
-                      agent_type, enqueued_at FROM tasks WHERE id = ANY($1::uuid[]) AND status = 'pending'""",
-            task_ids,
-        )
+        rows: list[Any] = await self.pool.fetch(f"{_PENDING_ROWS} WHERE id = ANY($1::uuid[]) AND status = 'pending'",
+                                                task_ids)  # fmt: skip
         return rows
 
     async def check(self) -> bool:
-        """Rebuild the queue keys from PostgreSQL if they disagree with it (True if rebuilt); after a
-        write may have been lost, also expire the keys of what ended meanwhile."""
+        """Repair the queue keys from PostgreSQL where they disagree with it (True if anything was
+        written); after a write may have been lost, also expire the keys of what ended meanwhile."""
         run_id = str((await self.redis.info("server")).get("run_id", ""))
         if run_id != self._run_id:
             self.dirty, self._run_id = True, run_id
-        rebuilt = await self._rebuild_queue()
+        if await self.redis.exists(keys.TASKS_MIRRORED):
+            repaired = await self._repair_drift()
+        else:  # a new or flushed Redis
+            repaired = await self._rebuild_queue()
         if self.dirty:
             self.dirty = False
             try:
@@ -188,24 +198,44 @@ class QueueMirror:
             except BaseException:
                 self.dirty = True  # the next check tries again
                 raise
-        return rebuilt
+        return repaired
 
     async def _rebuild_queue(self) -> bool:
-        expected = await self.pool.fetchval("SELECT count(*) FROM tasks WHERE status = 'pending'")
-        queued_now = await self.redis.zcard(keys.TASKS_PRIORITY)
-        if queued_now == expected:
-            return False
-        counts = {"redis": queued_now, "postgres": expected}
-        log.warning("rebuilding the Redis queue from PostgreSQL", extra={"metadata": counts})
-        rows = await self.pool.fetch(
-            """SELECT id::text AS id, execution_id::text AS execution_id, name, status, priority, capability,
-                      agent_type, enqueued_at FROM tasks WHERE status = 'pending'"""
-        )
-        await self.redis.delete(keys.TASKS_PRIORITY, keys.TASKS_PENDING)
+        """Every task PostgreSQL has pending into the queue keys, then the marker that they were there.
+        The keys hold only writes made since Redis was new or flushed, right ones: none is deleted
+        (a task queued meanwhile stays; one that left meanwhile is dropped by the drift repair)."""
+        rows = await self.pool.fetch(f"{_PENDING_ROWS} WHERE status = 'pending'")
         batch = Batch()
         batch.queued(sorted(rows, key=score))
         await self.apply(batch)
+        await self.redis.set(keys.TASKS_MIRRORED, "1")
+        self._suspects = set()
+        log.warning("rebuilt the Redis queue from PostgreSQL", extra={"metadata": {"pending": len(rows)}})
         return True
+
+    async def _repair_drift(self) -> bool:
+        """Writes in flight make the two sides differ for a moment: an id is repaired only when it
+        differs in two checks running (a lost write), and only that id; equal counts cost nothing."""
+        expected = await self.pool.fetchval("SELECT count(*) FROM tasks WHERE status = 'pending'")
+        if await self.redis.zcard(keys.TASKS_PRIORITY) == expected:
+            self._suspects = set()
+            return False
+        pending = {r["id"] for r in await self.pool.fetch("SELECT id::text AS id FROM tasks WHERE status = 'pending'")}
+        queued = {str(member) for member in await self.redis.zrange(keys.TASKS_PRIORITY, 0, -1)}
+        differing = (pending - queued) | (queued - pending)
+        confirmed, self._suspects = differing & self._suspects, differing
+        if not confirmed:
+            return False
+        self._suspects -= confirmed
+        rows = await self.pool.fetch(f"{_PENDING_ROWS} WHERE id = ANY($1::uuid[]) AND status = 'pending'",
+                                     [i for i in confirmed if _UUID.fullmatch(i)])  # fmt: skip
+        batch = Batch()
+        batch.queued(sorted(rows, key=score))
+        for task_id in confirmed - {r["id"] for r in rows}:
+            batch.dropped(task_id)
+        counts = {"queued": len(rows), "dropped": len(confirmed) - len(rows)}
+        log.warning("repaired the Redis queue from PostgreSQL", extra={"metadata": counts})
+        return await self.apply(batch)
 
     async def expire_ended(self) -> int:
         """Give the keys of ended tasks and executions that have none their expiry (their end never

@@ -29,6 +29,8 @@ def agent_heartbeat(agent_id: str) -> str:
 # Task queue
 TASKS_PENDING = f"{NS}:tasks:pending"  # LIST of task ids
 TASKS_PRIORITY = f"{NS}:tasks:priority"  # ZSET of task ids sorted by priority
+# STRING: present once the two queue keys were rebuilt from PostgreSQL (absent after a flush).
+TASKS_MIRRORED = f"{NS}:tasks:mirrored"
 
 
 def task_data(task_id: str) -> str:

@@ -152,3 +152,56 @@ async def test_leased_and_ended_tasks_leave_the_queue_keys_once(stores: tuple[as
     assert await mirror.apply(batch)
     assert await redis.lrange(keys.TASKS_PENDING, 0, -1) == []
     assert await redis.zcard(keys.TASKS_PRIORITY) == 0
+
+
+async def test_a_difference_is_repaired_only_when_it_outlasts_one_check(
+    stores: tuple[asyncpg.Pool, aioredis.Redis],
+) -> None:
+    """While work flows a commit's mirror write may still be on its way: a check that sees an id
+    differ only remembers it; the next check that still sees it differ repairs that id alone (a task
+    pending in PostgreSQL is queued, one in the queue keys that is not pending is dropped); the
+    queue is never rebuilt whole while the keys were not flushed."""
+    pool, redis = stores
+    mirror = QueueMirror(redis, pool)
+    for _ in range(3):  # what earlier tests left differing is repaired first
+        await mirror.check()
+    assert not await mirror.check()
+    assert await redis.exists(keys.TASKS_MIRRORED)
+    _, lost = await _pending_task(pool)  # its 'q' write never came
+    _, in_flight = await _pending_task(pool)
+    stale = str(uuid.uuid4())  # its 'e' write never came
+    batch = Batch()
+    batch.queued([{"id": stale, "execution_id": str(uuid.uuid4()), "name": "s", "status": "pending", "priority": 5,
+                   "capability": "c", "agent_type": None, "enqueued_at": datetime.now(UTC)}])  # fmt: skip
+    assert await mirror.apply(batch)
+
+    assert not await mirror.check()  # seen once: perhaps in flight
+    queued = set(await redis.zrange(keys.TASKS_PRIORITY, 0, -1))
+    assert stale in queued and lost not in queued and in_flight not in queued
+
+    batch = Batch()  # the write in flight arrives; its task is no longer a difference
+    batch.queued(await mirror.pending_rows([in_flight]))
+    assert await mirror.apply(batch)
+    _, newer = await _pending_task(pool)  # differs for the first time at the next check
+    assert await mirror.check()
+    queued = set(await redis.zrange(keys.TASKS_PRIORITY, 0, -1))
+    assert lost in queued and in_flight in queued and stale not in queued and newer not in queued
+    assert set(await redis.lrange(keys.TASKS_PENDING, 0, -1)) == queued
+    assert await redis.hget(keys.task_data(lost), "status") == "pending"
+
+    assert await mirror.check()  # and now `newer` outlasted a check too
+    assert newer in set(await redis.zrange(keys.TASKS_PRIORITY, 0, -1))
+    assert not await mirror.check()  # nothing differs: no write
+
+
+async def test_a_flushed_redis_gets_its_queue_back_at_the_next_check(
+    stores: tuple[asyncpg.Pool, aioredis.Redis],
+) -> None:
+    pool, redis = stores
+    mirror = QueueMirror(redis, pool)
+    await mirror.check()
+    _, task = await _pending_task(pool)
+    await redis.flushdb()
+    assert await mirror.check()  # the marker is gone with the flush: no second check needed
+    assert task in set(await redis.zrange(keys.TASKS_PRIORITY, 0, -1))
+    assert await redis.exists(keys.TASKS_MIRRORED)
