@@ -66,6 +66,7 @@ from prometheus_client import (
     Histogram,
     Summary,
     disable_created_metrics,
+    values,
 )
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
@@ -75,8 +76,14 @@ from prometheus_client.registry import Collector
 log = logging.getLogger("ossa.metrics")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
+_PID = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
 if _dir := os.environ.get(MULTIPROC_ENV):
     os.makedirs(_dir, exist_ok=True)
+    # Every update of a multiprocess value asks for the pid (a system call: getpid() is not cached
+    # by glibc) to notice a fork; a fork hook keeps it in memory instead (the metrics below are
+    # created after this line, so they all use it).
+    values.ValueClass = values.MultiProcessValue(process_identifier=lambda: _PID[0])  # type: ignore[no-untyped-call]
 # `*_created` series would double the output, and nothing here uses them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 

@@ -15,7 +15,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from ossa_runtime import eventloop, limits, tls, tracing
+from ossa_runtime import eventloop, heap, limits, tls, tracing
 from ossa_runtime.interceptors import default_interceptors
 from ossa_runtime.logging import configure_logging
 from ossa_runtime.metrics import serves_metrics
@@ -180,6 +180,7 @@ def run_main(service: str, build: Callable[[Settings], Awaitable[tuple[ServiceHo
 
     async def run() -> None:
         host, _ = await build(settings)
+        heap.settle()
         info = next((i for i in SERVICES if i.name == service), None)
         if info is not None and serves_metrics(settings.worker_index):
             host.metrics.listen(settings.host, info.metrics_port(settings))

@@ -80,3 +80,28 @@ def test_without_the_directory_every_process_serves_its_own() -> None:
     reply = json.loads(run(SERVER, env))
     assert reply["serves"] == [True, True]
     assert "process_cpu_seconds_total" in reply["text"]
+
+
+FORKS = """
+import os, sys
+from ossa_runtime import metrics
+metrics.REQUESTS.labels("mp", "/ossa.x.v1.X/Do", "OK").inc()
+child = os.fork()
+if child == 0:
+    metrics.REQUESTS.labels("mp", "/ossa.x.v1.X/Do", "OK").inc()
+    os._exit(0)
+os.waitpid(child, 0)
+print(os.getpid(), child)
+"""
+
+
+def test_a_forked_process_counts_in_its_own_file(tmp_path: Path) -> None:
+    """The pid that names a worker's file is kept in memory (no getpid() per update): a fork
+    still moves the child to a file of its own, and the sum is right."""
+    directory = tmp_path / "metrics"
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    parent, child = run(FORKS, env).split()
+    assert {p.name for p in directory.iterdir()} == {f"counter_{parent}.db", f"counter_{child}.db"}
+    reply = json.loads(run(SERVER, env))
+    s = parse(reply["text"])
+    assert value(s, "ossa_requests_total", status="OK", service="mp", method="/ossa.x.v1.X/Do") == 2
