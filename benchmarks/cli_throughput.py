@@ -386,9 +386,12 @@ def print_top(section: Section, top: int) -> None:
     for row in section.rows:
         if row.cost is None or not row.cost.top:
             continue
-        print(f"  {row.spec.name}: most frequent statements, calls per task")
-        for per, query in row.cost.top[:top]:
-            print(f"    {per:6.2f}  {query}")
+        c = row.cost
+        planning = (f"; PostgreSQL planned {_num(c.plan_ms)} and executed {_num(c.exec_ms)} ms per task"
+                    if c.plan_ms else "")  # fmt: skip
+        print(f"  {row.spec.name}: most frequent statements: calls per task, ms planning / executing one{planning}")
+        for t in c.top[:top]:
+            print(f"    {t.per_task:6.2f}  {t.plan_ms:6.3f} {t.exec_ms:6.3f}  {t.query}")
 
 
 def summary_rows(section: Section, celery_rate: float) -> list[tuple[str, float, float]]:

@@ -11,6 +11,8 @@ own record: everything is read from the servers, nothing is counted in the load 
   on its /metrics (summed over its processes): one per asyncpg call (BEGIN and COMMIT count one
   each, an `executemany` one), so round trips of the orchestrator only.
 - Redis commands: INFO `total_commands_processed` (pipelined commands count one each).
+- PostgreSQL planning and execution time per statement (`total_plan_time`, `total_exec_time`): in a
+  platform started for the benchmark, the observer turns `pg_stat_statements.track_planning` on.
 
 The observer's own load while a row runs: one indexed count query about every 0.25 s.
 """
@@ -29,10 +31,30 @@ MARK = "ossa-bench"  # a comment in every observer query, so pg_stat_statements 
 QUERY_COUNT = re.compile(r'^ossa_db_query_duration_seconds_count\{[^}]*service="orchestrator"[^}]*\}\s+(\S+)', re.M)
 
 
+@dataclass(frozen=True)
+class Statement:
+    """pg_stat_statements' totals of one statement (summed over users)."""
+
+    calls: float
+    plan_ms: float  # 0 unless track_planning is on
+    exec_ms: float
+    query: str
+
+
+@dataclass(frozen=True)
+class Top:
+    """One statement's share of a row: calls per task, and ms planning / executing per call."""
+
+    per_task: float
+    plan_ms: float
+    exec_ms: float
+    query: str
+
+
 @dataclass
 class Counters:
     transactions: float
-    statements: dict[int, tuple[float, str]] | None  # queryid -> (calls, query text); None: no pg_stat_statements
+    statements: dict[int, Statement] | None  # by queryid; None: no pg_stat_statements
     round_trips: float | None  # the orchestrator's asyncpg calls; None: /metrics not readable
     redis_commands: float | None
     observer_queries: int
@@ -48,18 +70,25 @@ class Cost:
     round_trips: float | None
     redis_commands: float | None
     orchestrator_cpu_ms: float | None
-    top: list[tuple[float, str]] = field(default_factory=list)  # (calls per task, statement), most first
+    plan_ms: float | None = None  # PostgreSQL's planning time per task (track_planning), every statement
+    exec_ms: float | None = None  # and its execution time
+    top: list[Top] = field(default_factory=list)  # most calls per task first
 
     @staticmethod
     def between(before: Counters, after: Counters, tasks: int, cpu_seconds: float | None) -> Cost:
         per = 1.0 / tasks if tasks else float("nan")
         own = after.observer_queries - before.observer_queries
-        top: list[tuple[float, str]] = []
-        statements = None
+        top: list[Top] = []
+        statements = plan_ms = exec_ms = None
         if before.statements is not None and after.statements is not None:
-            calls = {q: c - before.statements.get(q, (0.0, ""))[0] for q, (c, _) in after.statements.items()}
-            statements = sum(calls.values()) * per
-            top = sorted(((c * per, after.statements[q][1]) for q, c in calls.items() if c > 0), reverse=True)
+            none = Statement(0.0, 0.0, 0.0, "")
+            moved = {q: (s, before.statements.get(q, none)) for q, s in after.statements.items()}
+            deltas = [(s.calls - b.calls, s.plan_ms - b.plan_ms, s.exec_ms - b.exec_ms, s.query)
+                      for s, b in moved.values()]  # fmt: skip
+            statements = sum(d[0] for d in deltas) * per
+            plan_ms, exec_ms = sum(d[1] for d in deltas) * per, sum(d[2] for d in deltas) * per
+            top = sorted((Top(c * per, p / c, e / c, q) for c, p, e, q in deltas if c > 0),
+                         key=lambda t: t.per_task, reverse=True)  # fmt: skip
         return Cost(
             tasks=tasks,
             statements=statements,
@@ -67,6 +96,8 @@ class Cost:
             round_trips=_delta(before.round_trips, after.round_trips, per),
             redis_commands=_delta(before.redis_commands, after.redis_commands, per, own=1),
             orchestrator_cpu_ms=cpu_seconds * 1000 * per if cpu_seconds is not None else None,
+            plan_ms=plan_ms,
+            exec_ms=exec_ms,
             top=top,
         )
 
@@ -106,6 +137,9 @@ class PgObserver:
         if "pg_stat_statements" in preload and not installed and create_extension:
             await conn.execute(f"CREATE /* {MARK} */ EXTENSION IF NOT EXISTS pg_stat_statements")
             installed = 1
+        if "pg_stat_statements" in preload and create_extension:  # planning time too (new sessions see it at once)
+            await conn.execute(f"ALTER /* {MARK} */ SYSTEM SET pg_stat_statements.track_planning = on")
+            await conn.execute(f"SELECT /* {MARK} */ pg_reload_conf()")
         return cls(conn, metrics, redis_url, bool(installed) and "pg_stat_statements" in preload)
 
     async def _fetch(self, query: str, *args: Any) -> list[Any]:
@@ -121,12 +155,16 @@ class PgObserver:
         statements = None
         if self.has_statements:
             rows = await self._fetch(
-                "SELECT coalesce(queryid, 0) AS queryid, sum(calls) AS calls, "
+                "SELECT coalesce(queryid, 0) AS queryid, sum(calls) AS calls, sum(total_plan_time) AS plan_ms, "
+                "sum(total_exec_time) AS exec_ms, "
                 "left(regexp_replace(min(query), '\\s+', ' ', 'g'), 110) AS query FROM pg_stat_statements "
                 "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
                 f"AND query NOT LIKE '%{MARK}%' GROUP BY 1"
             )
-            statements = {int(r["queryid"]): (float(r["calls"]), str(r["query"])) for r in rows}
+            statements = {
+                int(r["queryid"]): Statement(float(r["calls"]), float(r["plan_ms"]), float(r["exec_ms"]), r["query"])
+                for r in rows
+            }
         round_trips, redis = await asyncio.gather(self._round_trips(), self._redis_commands())
         return Counters(float(xacts[0]["n"]), statements, round_trips, redis, self.queries)
 

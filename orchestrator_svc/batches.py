@@ -32,8 +32,10 @@ __all__ = ["Batches", "Completed", "Completion", "Failure", "Report", "StartItem
 
 class Batches:
     def __init__(self, pool: asyncpg.Pool, workflows: WorkflowStore, engine: ExecutionEngine, leases: LeaseStore,
-                 effects: Effects, dispatcher: Dispatcher, quarantine: float) -> None:  # fmt: skip
+                 effects: Effects, dispatcher: Dispatcher, quarantine: float,
+                 planned: asyncpg.Pool | None = None) -> None:  # fmt: skip
         self.pool = pool
+        self.planned = planned or pool  # the start statement's connections (ossa_runtime/db.py, GENERIC_PLANS)
         self.dispatcher = dispatcher
         self.quarantine = quarantine
         self.engine = engine
@@ -57,7 +59,7 @@ class Batches:
         plans = [starts.plan(item) for item in items]
         reserved = self.dispatcher.reserve([t for p in plans for t in p.tasks])
         try:
-            results = await starts.start_many(self.pool, plans, reserved, self.quarantine, atomic)
+            results = await starts.start_many(self.planned, plans, reserved, self.quarantine, atomic)
         except BaseException:
             self.dispatcher.settle(reserved, [])
             raise

@@ -72,6 +72,8 @@ class LeaseSweeper:
 async def build_server(settings: Settings, port: int | None = None) -> tuple[ServiceHost, int]:
     auth = AuthInterceptor(settings)  # first: a missing JWT key fails before anything is opened
     pool = await create_pool(settings, service="orchestrator")
+    # Starts and claims: planned once per connection (ossa_runtime/db.py, GENERIC_PLANS).
+    planned = await create_pool(settings, service="orchestrator", generic_plans=True)
     redis = create_redis(settings)
     auth.attach(redis, pool)
     # Asks the registry about agents with its own short-lived service token (agent:read only).
@@ -85,11 +87,11 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
     def leased(rows: list[Any]) -> None:
         effects.leased(rows)
 
-    claims = Claims(pool, settings.lease_quarantine_seconds)
+    claims = Claims(planned, settings.lease_quarantine_seconds)
     dispatcher = Dispatcher(claims, redis, pool, leased, settings.dispatch_poll_seconds)
     hub = EventHub(redis, dispatcher)
     effects = Effects(QueueMirror(redis, pool), hub, pool, dispatcher)
-    batches = Batches(pool, workflows, engine, leases, effects, dispatcher, settings.lease_quarantine_seconds)
+    batches = Batches(pool, workflows, engine, leases, effects, dispatcher, settings.lease_quarantine_seconds, planned)
     sweeper = LeaseSweeper(engine, leases, effects, Approvals(pool, workflows))
     sweeping = Periodic("lease-sweeper", settings.lease_sweep_seconds, sweeper.sweep)
     # Capability routing asks the search service which agents match (agent:read, like the registry).
@@ -137,6 +139,7 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
         await effects.stop()
         await registry_channel.close(None)
         await redis.aclose()
+        await planned.close()
         await pool.close()
 
     try:

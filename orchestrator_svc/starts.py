@@ -32,16 +32,21 @@ EXECUTION_COLUMNS = """id::text AS id, workflow_id::text AS workflow_id, status,
 # slot) is inserted already leased, with its first attempt, when PostgreSQL agrees: nothing of its
 # capability is queued at its priority or above (queue order first: the head of the capability's
 # queue, one walk of idx_tasks_ready_capability), the agent is not in quarantine and still has the
-# slot ($23: the reserved task's rank among this batch's tasks for that agent).
+# slot ($25: the reserved task's rank among this batch's tasks for that agent). `r` is MATERIALIZED so
+# that those checks run for the reserved tasks only whatever the plan: the statement runs with a
+# generic plan (ossa_runtime/db.py, GENERIC_PLANS), and one ran the queue-head check for every root
+# task of the batch before joining `r`.
 _INSERT = f"""
 WITH y0 AS (
     SELECT * FROM {newtasks.unnest(10)}
-), r AS (
-    SELECT * FROM unnest($22::uuid[], $23::uuid[], $24::int[], $25::int[]) AS r(id, agent, slots, rank)
+), r AS MATERIALIZED (
+    SELECT r.id, r.agent, r.slots, r.rank, y0.priority, y0.capability
+      FROM unnest($22::uuid[], $23::uuid[], $24::int[], $25::int[]) AS r(id, agent, slots, rank)
+      JOIN y0 ON y0.id = r.id
 ), m AS (
-    SELECT r.id, r.agent FROM r JOIN y0 ON y0.id = r.id
-     WHERE NOT COALESCE((SELECT p.priority >= y0.priority FROM tasks p
-                          WHERE p.status = 'pending' AND p.capability = y0.capability
+    SELECT r.id, r.agent FROM r
+     WHERE NOT COALESCE((SELECT p.priority >= r.priority FROM tasks p
+                          WHERE p.status = 'pending' AND p.capability = r.capability
                             AND p.target_agent_id IS NULL AND p.available_at <= CURRENT_TIMESTAMP
                           ORDER BY p.priority DESC, p.enqueued_at, p.id LIMIT 1), false)
        AND NOT EXISTS (SELECT 1 FROM task_attempts a WHERE a.agent_id = r.agent AND a.outcome = 'expired'

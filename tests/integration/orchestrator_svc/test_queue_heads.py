@@ -2,7 +2,9 @@
 only the heads of the queues they serve (migration 0013: idx_tasks_ready_capability and
 idx_tasks_ready_target; orchestrator_svc/claims.py walks one index per capability and per routed
 agent). Checked on the plans PostgreSQL runs (EXPLAIN ANALYZE, rolled back): task rows read, not
-timings. Before, each read every pending task queued ahead of its own."""
+timings. Before, each read every pending task queued ahead of its own. The orchestrator runs these
+statements on connections with generic plans (ossa_runtime/db.py, GENERIC_PLANS): each is also
+run there, its plan read back through auto_explain, with the same bound."""
 
 from __future__ import annotations
 
@@ -29,6 +31,14 @@ READ_AT_MOST = 50  # task rows a statement may read: the heads of its own queues
 @pytest.fixture(scope="module")
 async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(settings)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="module")
+async def planned(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """Connections like the orchestrator's for starts and claims: generic plans."""
+    pool = await create_pool(settings, generic_plans=True)
     yield pool
     await pool.close()
 
@@ -94,31 +104,66 @@ async def _rows_read(pool: asyncpg.Pool, sql: str, *args: Any) -> int:
     return _task_rows_read(tree[0]["Plan"])
 
 
-async def test_claim_one_reads_only_the_head_of_its_queues(pool: asyncpg.Pool, backlog: str) -> None:
+async def _rows_read_generic(pool: asyncpg.Pool, sql: str, *args: Any) -> int:
+    """Run `sql` as the orchestrator does (a prepared statement, generic plan; rolled back) and
+    count the task rows of the plan it ran, as auto_explain reports it."""
+    plans: list[str] = []
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+        await conn.execute(
+            "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_analyze = on;"
+            " SET auto_explain.log_format = json; SET auto_explain.log_level = notice;"
+        )
+        listener = lambda _conn, message: plans.append(message.message)  # noqa: E731
+        conn.add_log_listener(listener)
+        tr = conn.transaction()
+        await tr.start()
+        try:
+            await conn.fetch(sql, *args)
+        finally:
+            await tr.rollback()
+            conn.remove_log_listener(listener)
+            await conn.execute("RESET ALL")  # RESET: the pool's own settings stay (they are the session's defaults)
+    logged = [json.loads(p[p.index("{") :]) for p in plans if "Query Text" in p]
+    [plan] = [p["Plan"] for p in logged if p["Query Text"].strip() == sql.strip()]  # not asyncpg's type lookups
+    return _task_rows_read(plan)
+
+
+async def test_claim_one_reads_only_the_head_of_its_queues(
+    pool: asyncpg.Pool, planned: asyncpg.Pool, backlog: str
+) -> None:
     capability = f"cap-{secrets.token_hex(4)}"
     agent_id = await _agent(pool)
     mine = await _queue(pool, capability, 3)
     routed = await _queue(pool, f"other-{secrets.token_hex(4)}", 1, target=agent_id)
-    read = await _rows_read(pool, claims._CLAIM_ONE, agent_id, [capability], "worker", 8, 8, 30.0)
-    assert read <= READ_AT_MOST, f"claim_one read {read} task rows with {BACKLOG} of {backlog} queued ahead"
+    args = (agent_id, [capability], "worker", 8, 8, 30.0)
+    for how, read in (("custom", await _rows_read(pool, claims._CLAIM_ONE, *args)),
+                      ("generic", await _rows_read_generic(planned, claims._CLAIM_ONE, *args))):  # fmt: skip
+        assert read <= READ_AT_MOST, f"claim_one ({how} plan) read {read} task rows with {BACKLOG} of {backlog} queued"
     rows, more = await Claims(pool, quarantine=30.0).claim_one(Want(agent_id, frozenset({capability}), "worker", 8, 3))
     assert [r["id"] for r in rows] == [mine[0], routed[0], mine[1]]  # both queues merged in queue order
     assert more  # mine[2] is left
 
 
-async def test_a_claim_for_several_agents_reads_only_their_queues(pool: asyncpg.Pool, backlog: str) -> None:
+async def test_a_claim_for_several_agents_reads_only_their_queues(
+    pool: asyncpg.Pool, planned: asyncpg.Pool, backlog: str
+) -> None:
     capabilities = [f"cap-{secrets.token_hex(4)}" for _ in range(2)]
     agents = [await _agent(pool) for _ in capabilities]
     for capability in capabilities:
         await _queue(pool, capability, 2)
-    read = await _rows_read(pool, claims._HELD_AND_PICKED, [uuid.UUID(a) for a in agents], capabilities, 8, 30.0)
-    assert read <= READ_AT_MOST, f"the claim read {read} task rows with {BACKLOG} of {backlog} queued ahead"
+    args = ([uuid.UUID(a) for a in agents], capabilities, 8, 30.0)
+    for how, read in (("custom", await _rows_read(pool, claims._HELD_AND_PICKED, *args)),
+                      ("generic", await _rows_read_generic(planned, claims._HELD_AND_PICKED, *args))):  # fmt: skip
+        assert read <= READ_AT_MOST, f"the claim ({how} plan) read {read} task rows with {BACKLOG} of {backlog} queued"
     wants = [Want(a, frozenset({c}), "worker", 4, 4) for a, c in zip(agents, capabilities, strict=True)]
     leased, _ = await Claims(pool, quarantine=30.0).claim(wants)
     assert {a: len(rows) for a, rows in leased.items()} == {a: 2 for a in agents}
 
 
-async def test_a_starts_sync_match_check_does_not_read_the_backlog(pool: asyncpg.Pool, backlog: str) -> None:
+async def test_a_starts_sync_match_check_does_not_read_the_backlog(
+    pool: asyncpg.Pool, planned: asyncpg.Pool, backlog: str
+) -> None:
     """The start statement leases a root task to a reserved idle agent only if nothing of its
     capability is queued ahead: that check reads the capability's own queue, here empty."""
     capability = f"cap-{secrets.token_hex(4)}"
@@ -132,8 +177,9 @@ async def test_a_starts_sync_match_check_does_not_read_the_backlog(pool: asyncpg
         *newtasks.columns(plan.tasks),
         [task_id], [agent_id], [4], [1], 30.0,
     ]  # fmt: skip
-    read = await _rows_read(pool, starts._INSERT, *args)
-    assert read <= READ_AT_MOST, f"the start read {read} task rows with {BACKLOG} of {backlog} queued"
+    for how, read in (("custom", await _rows_read(pool, starts._INSERT, *args)),
+                      ("generic", await _rows_read_generic(planned, starts._INSERT, *args))):  # fmt: skip
+        assert read <= READ_AT_MOST, f"the start ({how} plan) read {read} task rows with {BACKLOG} of {backlog} queued"
     async with pool.acquire() as conn:
         [started] = await starts._insert(conn, [plan], {task_id: starts.Reservation(agent_id, 4, 1)}, 30.0, False)
     assert isinstance(started, starts.Started) and [t["agent_id"] for t in started.leased] == [agent_id]
