@@ -1,5 +1,7 @@
 """Keeps the vector collections in step with PostgreSQL: the outbox consumer and full rebuilds.
 
+While registrations stream in (`burst.py`: NOTIFYs faster than 20 a second) the loop waits, at
+most 30 s per burst, so that indexing does not share the cores with the write path; then it drains.
 The loop claims a batch of `search_outbox` rows, re-reads each entity's current state (so the
 order and number of changes to one entity do not matter: the last state wins), upserts or deletes
 its point, and only then deletes the rows. A failed write leaves its rows, with the error and a
@@ -18,12 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import asyncpg
 
 from search_svc.background import BackgroundEmbedder
+from search_svc.burst import Burst
 from search_svc.documents import (
     AGENTS,
     COLLECTION_OF_KIND,
@@ -48,6 +52,7 @@ BUILDERS: dict[str, Callable[[Any], Document]] = {
 }
 ALL_COLLECTIONS = (AGENTS, WORKFLOWS, KNOWLEDGE)
 LINGER_SECONDS = 0.05  # after a NOTIFY, wait this long for more changes before claiming
+HOLD_STEP_SECONDS = 0.1  # while a burst of writes is held, look again this often
 
 
 class Indexer:
@@ -61,6 +66,7 @@ class Indexer:
         batch: int,
         linger: float = LINGER_SECONDS,
         background: BackgroundEmbedder | None = None,
+        burst: Burst | None = None,
     ) -> None:
         self.sources = sources
         self.outbox = outbox
@@ -71,6 +77,7 @@ class Indexer:
         self.poll_seconds = poll_seconds
         self.batch = batch
         self.linger = linger
+        self.burst = burst or Burst()
         self._lock = asyncio.Lock()  # outbox batches and rebuilds never interleave
         self._wake = asyncio.Event()
         self._stopping = False
@@ -173,7 +180,17 @@ class Indexer:
     # The loop -----------------------------------------------------------------------------------
 
     def wake(self, *_: object) -> None:
+        self.burst.note()
         self._wake.set()
+
+    async def _hold(self) -> None:
+        """Wait while writes stream in (Burst.holding); no longer than the burst's bound."""
+        began = time.monotonic()
+        while not self._stopping and self.burst.holding():  # noqa: ASYNC110 - a rate over time, not an event
+            await asyncio.sleep(HOLD_STEP_SECONDS)
+        if (held := time.monotonic() - began) >= HOLD_STEP_SECONDS:
+            self.burst.held_seconds += held
+            log.info("indexing held during a burst of writes", extra={"metadata": {"seconds": round(held, 1)}})
 
     async def _listen(self) -> None:
         """LISTEN on the triggers' channel (best effort: polling covers a lost connection)."""
@@ -213,6 +230,7 @@ class Indexer:
                 except Exception as err:
                     log.warning("start-up check of the vector store failed", extra={"metadata": {"error": str(err)}})
             await self._listen()
+            await self._hold()
             self._wake.clear()
             try:
                 claimed = await self.run_once()
