@@ -72,8 +72,11 @@ class LeaseSweeper:
 async def build_server(settings: Settings, port: int | None = None) -> tuple[ServiceHost, int]:
     auth = AuthInterceptor(settings)  # first: a missing JWT key fails before anything is opened
     pool = await create_pool(settings, service="orchestrator")
-    # Starts and claims: planned once per connection (ossa_runtime/db.py, GENERIC_PLANS).
-    planned = await create_pool(settings, service="orchestrator", generic_plans=True)
+    # Starts and claims: planned once per connection (ossa_runtime/db.py, GENERIC_PLANS). One flusher
+    # per kind and the dispatcher's claims need few connections: half the main pool's at most.
+    planned = await create_pool(
+        settings, service="orchestrator", generic_plans=True, max_size=max(2, settings.db_pool_max // 2)
+    )
     redis = create_redis(settings)
     auth.attach(redis, pool)
     # Asks the registry about agents with its own short-lived service token (agent:read only).

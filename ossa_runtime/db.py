@@ -115,13 +115,19 @@ GENERIC_PLANS = {"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off
 
 
 async def create_pool(
-    settings: Settings, *, wait_seconds: float = 30.0, service: str = "", generic_plans: bool = False
+    settings: Settings,
+    *,
+    wait_seconds: float = 30.0,
+    service: str = "",
+    generic_plans: bool = False,
+    max_size: int | None = None,
 ) -> asyncpg.Pool:
     """Connect (retrying while the server starts), run migrations, return the pool.
 
     Every query on the pool's connections is timed into ossa_db_query_duration_seconds, labelled
     with `service` (default: OSSA_SERVICE_NAME without its `ossa-` prefix). `generic_plans`: the
-    connections run GENERIC_PLANS, for statements checked to plan well that way.
+    connections run GENERIC_PLANS, for statements checked to plan well that way. `max_size`: at most
+    that many connections (default OSSA_DB_POOL_MAX).
     """
     record_query = query_logger(service or settings.service_name.removeprefix("ossa-"))
 
@@ -137,8 +143,8 @@ async def create_pool(
             pool: asyncpg.Pool = await asyncpg.create_pool(
                 settings.database_url,
                 password=settings.db_password or None,  # OSSA_DB_PASSWORD(_FILE) wins over the URL's
-                min_size=settings.db_pool_min,
-                max_size=settings.db_pool_max,
+                min_size=min(settings.db_pool_min, max_size or settings.db_pool_max),
+                max_size=max_size or settings.db_pool_max,
                 init=init,
                 reset=_reset,
                 command_timeout=30,
