@@ -126,7 +126,8 @@ async def create_pool(
 
     Every query on the pool's connections is timed into ossa_db_query_duration_seconds, labelled
     with `service` (default: OSSA_SERVICE_NAME without its `ossa-` prefix). `generic_plans`: the
-    connections run GENERIC_PLANS, for statements checked to plan well that way. `max_size`: at most
+    connections run GENERIC_PLANS, for statements checked to plan well that way; such a pool is a
+    service's second one, so it leaves the migrations to the first. `max_size`: at most
     that many connections (default OSSA_DB_POOL_MAX).
     """
     record_query = query_logger(service or settings.service_name.removeprefix("ossa-"))
@@ -156,8 +157,9 @@ async def create_pool(
                 raise
             log.info("waiting for PostgreSQL", extra={"metadata": {"error": str(err)}})
             await asyncio.sleep(0.25)
-    async with pool.acquire() as conn:
-        await migrate(conn)
+    if not generic_plans:  # a second pool of a service that already migrated with its first
+        async with pool.acquire() as conn:
+            await migrate(conn)
     return pool
 
 
