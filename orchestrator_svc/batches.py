@@ -33,7 +33,7 @@ __all__ = ["Batches", "Completed", "Completion", "Failure", "Report", "StartItem
 class Batches:
     def __init__(self, pool: asyncpg.Pool, workflows: WorkflowStore, engine: ExecutionEngine, leases: LeaseStore,
                  effects: Effects, dispatcher: Dispatcher, quarantine: float,
-                 planned: asyncpg.Pool | None = None) -> None:  # fmt: skip
+                 planned: asyncpg.Pool | None = None, linger: float = 0.0) -> None:  # fmt: skip
         self.pool = pool
         self.planned = planned or pool  # the start statement's connections (ossa_runtime/db.py, GENERIC_PLANS)
         self.dispatcher = dispatcher
@@ -42,10 +42,10 @@ class Batches:
         self.leases = leases
         self.effects = effects
         self.completer = Completer(pool, workflows, leases.late, dispatcher.steps)
-        self.starts: GroupCommit[StartItem, Started] = GroupCommit("start", self._start)
-        self.completions: GroupCommit[Completion, Completed] = GroupCommit("complete", self._complete)
-        self.failures: GroupCommit[Failure, bool] = GroupCommit("fail", self._fail)
-        self.renewals: GroupCommit[Report, tuple[datetime, str]] = GroupCommit("renew", self._renew)
+        self.starts: GroupCommit[StartItem, Started] = GroupCommit("start", self._start, linger=linger)
+        self.completions: GroupCommit[Completion, Completed] = GroupCommit("complete", self._complete, linger=linger)
+        self.failures: GroupCommit[Failure, bool] = GroupCommit("fail", self._fail, linger=linger)
+        self.renewals: GroupCommit[Report, tuple[datetime, str]] = GroupCommit("renew", self._renew, linger=linger)
         self._background: set[asyncio.Task[None]] = set()
 
     async def _start(self, items: list[StartItem]) -> list[Started | BaseException]:

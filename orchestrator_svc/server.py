@@ -94,7 +94,9 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
     dispatcher = Dispatcher(claims, redis, pool, leased, settings.dispatch_poll_seconds)
     hub = EventHub(redis, dispatcher)
     effects = Effects(QueueMirror(redis, pool), hub, pool, dispatcher)
-    batches = Batches(pool, workflows, engine, leases, effects, dispatcher, settings.lease_quarantine_seconds, planned)
+    linger = settings.batch_linger_ms / 1000
+    batches = Batches(pool, workflows, engine, leases, effects, dispatcher, settings.lease_quarantine_seconds, planned,
+                      linger)  # fmt: skip
     sweeper = LeaseSweeper(engine, leases, effects, Approvals(pool, workflows))
     sweeping = Periodic("lease-sweeper", settings.lease_sweep_seconds, sweeper.sweep)
     # Capability routing asks the search service which agents match (agent:read, like the registry).

@@ -124,6 +124,9 @@ class Settings:
     # Orchestrator: how often idle lease streams look for work, expired leases are swept and the
     # Redis queue mirror is checked; retry backoff (doubling from the base up to the cap).
     dispatch_poll_seconds: float = 0.25
+    # Group commits (orchestrator_svc/batcher.py): while starts, completions, failures or renewals
+    # keep arriving, each batch waits this long for more to join it (0: never; a lone call never waits).
+    batch_linger_ms: float = 2.0
     lease_sweep_seconds: float = 1.0
     retry_backoff_seconds: float = 1.0
     retry_backoff_max_seconds: float = 60.0
@@ -244,6 +247,8 @@ class Settings:
                 raise SettingsError(f"{PREFIX}{f.name.upper()}={value}: a port must be 0-65535")
             if f.name.endswith(("_seconds", "_workers", "_min", "_max", "_hours", "_batch")) and value <= 0:
                 raise SettingsError(f"{PREFIX}{f.name.upper()}={value}: must be positive")
+        if not 0 <= self.batch_linger_ms <= 100:
+            raise SettingsError(f"{PREFIX}BATCH_LINGER_MS={self.batch_linger_ms}: must be from 0 to 100")
         for name in ("ratelimit_anonymous", "ratelimit_viewer", "ratelimit_operator", "ratelimit_admin"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{PREFIX}{name.upper()}={getattr(self, name)}: must be 0 (no limit) or more")

@@ -38,6 +38,8 @@ def test_overrides_win_over_env() -> None:
         ({"OSSA_HEARTBEAT_TTL_SECONDS": "0"}, "OSSA_HEARTBEAT_TTL_SECONDS"),
         ({"OSSA_LOG_LEVEL": "loud"}, "OSSA_LOG_LEVEL"),
         ({"OSSA_DB_POOL_MIN": "5", "OSSA_DB_POOL_MAX": "2"}, "OSSA_DB_POOL_MIN"),
+        ({"OSSA_BATCH_LINGER_MS": "-1"}, "OSSA_BATCH_LINGER_MS"),
+        ({"OSSA_BATCH_LINGER_MS": "500"}, "OSSA_BATCH_LINGER_MS"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], needle: str) -> None:
