@@ -13,6 +13,7 @@ in a temp dir), along four paths, in rotation for `--rounds` rounds:
 Per path: starts/s, the call's p50/p95/p99 (client side), and CPU ms per start of the orchestrator,
 Envoy, PostgreSQL and Valkey (from /proc, every round pooled), and the orchestrator's CPU against
 the batch path's of the same run. Usage: python benchmarks/bench_start_cpu.py [--n 3000] [--rounds 3]
+[--env OSSA_BATCH_LINGER_MS=0 ...] (the platform's settings; the shell's OSSA_* are not passed on)
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ async def run(args: argparse.Namespace) -> list[Route]:
     from tests.e2e.platform import make_platform
 
     scratch = Path(tempfile.mkdtemp(prefix="ossa-bench-start-"))
-    platform = make_platform(scratch / "data", {"OSSA_LOG_LEVEL": "warning"})
+    platform = make_platform(scratch / "data", {"OSSA_LOG_LEVEL": "warning", **dict(args.env)})
     platform.start(*(("--orchestrators", str(args.orchestrators)) if args.orchestrators else ()))
     cpu = CpuMeter()
     assert platform.proc is not None
@@ -116,11 +117,20 @@ def report(rows: list[Route], args: argparse.Namespace) -> None:
           "  (issue 12): <= 0.5 ms orchestrator CPU per one-step task, start and run together.")  # fmt: skip
 
 
+def setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.startswith("OSSA_"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give OSSA_NAME=VALUE")
+    return name, value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--n", type=int, default=3000, help="starts per path per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--orchestrators", type=int, default=0, help="orchestrator workers (default: `ossa up`'s)")
+    parser.add_argument("--env", action="append", default=[], type=setting, metavar="OSSA_X=V",
+                        help="a setting for the platform (repeatable), e.g. OSSA_BATCH_LINGER_MS=0")  # fmt: skip
     auth.add_arguments(parser)
     args = parser.parse_args()
     report(asyncio.run(run(args)), args)
