@@ -5,9 +5,10 @@ A caller submits its item and awaits a future; one flusher task takes everything
 `max_items`), runs `flush` once (one transaction, one or a few statements for the whole batch)
 and resolves every future only after `flush` returned, that is after COMMIT. At low load a batch
 is one item and nothing waits; under load the batch grows by itself while the previous flush is
-in flight. While items keep arriving, the flusher also lingers a moment (`linger`, a couple of
-milliseconds) before each flush so that more join it (ossa_runtime.linger, as the Work streams do):
-the fixed cost of a transaction is shared by more callers; a lone caller at idle never waits.
+in flight. When items arrived while the previous flush ran, the flusher also lingers a moment
+(`linger`, a couple of milliseconds) before the next flush so that more join it (drainer.py): the
+fixed cost of a transaction is shared by more callers; a lone caller, or one making one call after
+another, never waits.
 Per-item outcomes: `flush` returns one result or exception per item, so one bad row (a stale
 fencing token) fails alone.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
@@ -35,7 +37,6 @@ log = logging.getLogger("ossa.orchestrator.batch")
 T = TypeVar("T")
 R = TypeVar("R")
 Flush = Callable[[list[T]], Awaitable[Sequence[R | BaseException]]]
-BUSY_WINDOW = 0.005  # a flush that began this recently: items are still arriving, the next one lingers
 RETRIES = 5  # deadlocks and serialization failures in a row before the batch fails
 RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 # PostgreSQL is down, restarting or shutting down (or the connection broke): the caller may try again.
@@ -55,7 +56,7 @@ class GroupCommit(Generic[T, R]):
         self.max_items = max_items
         self._queue: deque[tuple[T, asyncio.Future[R]]] = deque()
         self._flusher = Drainer(f"group-commit-{name}", self._next, lambda: bool(self._queue),
-                                Linger(linger, BUSY_WINDOW), lambda: len(self._queue) >= self.max_items)  # fmt: skip
+                                Linger(linger, math.inf), lambda: len(self._queue) >= self.max_items)  # fmt: skip
 
     def submit_nowait(self, item: T) -> asyncio.Future[R]:
         """Queue `item`; the future resolves after the batch holding it committed (or failed)."""

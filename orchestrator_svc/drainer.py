@@ -7,10 +7,12 @@ queued be drained, then ends the task: never cancelled halfway, which would leav
 half-open. Idempotent.
 
 Each drain has a fixed cost (a statement, a round trip) shared by what it holds, so a short wait
-before it makes drains fewer and larger: `linger` (ossa_runtime.linger.Linger) decides when to wait
-and how long; a group commit waits only while work keeps arriving (a lone item at idle goes at
-once), the after-commit writer, which no caller waits for, before every drain. No wait when `full()`
-says the next drain is full already, or while stopping (`stop()` cuts a wait short).
+before it makes drains fewer and larger (`linger`, an ossa_runtime.linger.Linger). When no caller
+waits for the drain (the after-commit writer: `linger_first`), it waits before every drain. When
+callers do (the group commits), it waits only before a drain that follows another at once, that is
+when work arrived while the last drain ran: concurrent callers share the next drain, while a lone
+caller, or one caller making one call after another, never waits. No wait when `full()` says the
+next drain is full already, or while stopping (`stop()` cuts a wait short).
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from ossa_runtime.linger import Linger
 
 class Drainer:
     def __init__(self, name: str, drain: Callable[[], Awaitable[None]], pending: Callable[[], bool],
-                 linger: Linger | None = None, full: Callable[[], bool] = lambda: False) -> None:  # fmt: skip
+                 linger: Linger | None = None, full: Callable[[], bool] = lambda: False,
+                 linger_first: bool = False) -> None:  # fmt: skip
         self.name = name
         self._drain = drain
         self._pending = pending
         self._linger = linger
         self._full = full
+        self._linger_first = linger_first
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -42,10 +46,12 @@ class Drainer:
         while not self._stopping or self._pending():
             await self._ready.wait()
             self._ready.clear()
+            again = self._linger_first
             while self._pending():
-                if self._linger is not None and not self._stopping and not self._full():
+                if again and self._linger is not None and not self._stopping and not self._full():
                     await self._linger.wait()
                 await self._drain()
+                again = True
 
     async def stop(self) -> None:
         task, self._task = self._task, None

@@ -52,7 +52,7 @@ class Effects:
         self.observers: list[Callable[[Outcome], None]] = []
         self._later = _Later()
         every = Linger(LINGER_SECONDS, busy_window=math.inf)  # no caller waits for it: every write lingers
-        self._writer = Drainer("after-commit", self._drain, lambda: bool(self._later.size), every)
+        self._writer = Drainer("after-commit", self._drain, lambda: bool(self._later.size), every, linger_first=True)
 
     def apply(self, outcome: Outcome) -> None:
         telemetry.record(outcome)

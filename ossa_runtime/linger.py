@@ -1,16 +1,17 @@
 """Adaptive coalescing: at once when idle, a moment's wait when busy.
 
 Whatever has a fixed cost per round (a stream write: a system call, an HTTP/2 frame, a Python
-round of gRPC; a group commit: a transaction) calls `wait()` right before each round. If the
-previous round began within `busy_window`, work is still arriving: it waits `seconds` so that more
-joins this round. When idle, nothing waits and latency stays that of a single item. With
-`busy_window=math.inf` every round waits (for rounds no caller waits on). `cut()` ends a wait in
-progress at once (shutting down: what is queued goes now).
+round of gRPC) calls `wait()` right before each round. If the previous round began within
+`busy_window`, work is still arriving: it waits `seconds` so that more joins this round. When
+idle, nothing waits and latency stays that of a single item. With `busy_window=math.inf` every
+round waits: for a caller that decides itself when to wait (orchestrator_svc/drainer.py). `cut()`
+ends a wait in progress at once (shutting down: what is queued goes now).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 
 
 class Linger:
@@ -24,7 +25,7 @@ class Linger:
     async def wait(self) -> None:
         """Call right before a round."""
         loop = asyncio.get_running_loop()
-        if self.seconds > 0 and loop.time() - self._last < self.busy_window:
+        if self.seconds > 0 and (self.busy_window == math.inf or loop.time() - self._last < self.busy_window):
             self.waits += 1
             self._sleeping = loop.create_future()
             timer = loop.call_later(self.seconds, self.cut)

@@ -1,5 +1,6 @@
-"""The group commit's batching: a lone call at idle goes at once; calls arriving while it is busy
-share a flush (lingering a moment for more); a full batch does not linger; stop commits the queue.
+"""The group commit's batching: a lone call, or one call after another, goes at once; calls arriving
+while a flush is in flight share the next one (which lingers a moment for more); a full batch does
+not linger; stop commits the queue.
 The flush here is a fake (no database): tests/integration/orchestrator_svc/test_batches.py runs
 the real transactions on PostgreSQL."""
 
@@ -28,13 +29,19 @@ class Recorder:
         return [ValueError(f"item {i}") if i < 0 else i * 10 for i in items]
 
 
-async def test_a_lone_call_at_idle_does_not_linger() -> None:
+async def test_a_lone_call_does_not_linger() -> None:
     flush = Recorder()
     group: GroupCommit[int, int] = GroupCommit("t", flush, linger=60.0)
     assert await asyncio.wait_for(group.submit(1), 5) == 10
-    await asyncio.sleep(0.05)  # idle again: longer than the busy window
-    assert await asyncio.wait_for(group.submit(2), 5) == 20
-    assert flush.batches == [[1], [2]]
+    await group.stop()
+
+
+async def test_one_call_after_another_never_lingers() -> None:
+    flush = Recorder()
+    group: GroupCommit[int, int] = GroupCommit("t", flush, linger=60.0)
+    for i in range(1, 6):  # each call comes right after the last one's answer: nothing to wait for
+        assert await asyncio.wait_for(group.submit(i), 5) == i * 10
+    assert flush.batches == [[1], [2], [3], [4], [5]]
     await group.stop()
 
 
@@ -52,12 +59,16 @@ async def test_calls_arriving_while_a_flush_is_in_flight_share_the_next_one() ->
     await group.stop()
 
 
-async def test_the_busy_linger_gathers_calls_that_come_a_moment_later() -> None:
+async def test_after_a_busy_flush_the_next_lingers_for_more() -> None:
     flush = Recorder()
-    group: GroupCommit[int, int] = GroupCommit("t", flush, linger=0.05)
-    await group.submit(1)  # the flusher just ran: the next batch lingers
-    second = group.submit_nowait(2)
-    await asyncio.sleep(0.005)  # within the linger: joins the same batch
+    group: GroupCommit[int, int] = GroupCommit("t", flush, linger=0.2)
+    flush.gate.clear()
+    first = group.submit_nowait(1)
+    await asyncio.sleep(0.01)  # the first flush is in flight
+    second = group.submit_nowait(2)  # arrived while it ran: the next flush lingers
+    flush.gate.set()
+    await first
+    await asyncio.sleep(0.01)  # within the linger: joins the same batch
     third = group.submit_nowait(3)
     assert list(await asyncio.wait_for(asyncio.gather(second, third), 5)) == [20, 30]
     assert flush.batches == [[1], [2, 3]]
@@ -67,9 +78,12 @@ async def test_the_busy_linger_gathers_calls_that_come_a_moment_later() -> None:
 async def test_a_full_batch_does_not_linger() -> None:
     flush = Recorder()
     group: GroupCommit[int, int] = GroupCommit("t", flush, max_items=3, linger=60.0)
-    await group.submit(1)  # busy from now on: a batch that is not full would wait a minute
-    results = await asyncio.wait_for(asyncio.gather(*(group.submit_nowait(i) for i in (2, 3, 4))), 5)
-    assert results == [20, 30, 40]
+    flush.gate.clear()
+    first = group.submit_nowait(1)
+    await asyncio.sleep(0.01)
+    rest = [group.submit_nowait(i) for i in (2, 3, 4)]  # a full batch waits behind the first flush
+    flush.gate.set()
+    assert await asyncio.wait_for(asyncio.gather(first, *rest), 5) == [10, 20, 30, 40]
     assert flush.batches == [[1], [2, 3, 4]]
     await group.stop()
 
@@ -104,9 +118,14 @@ async def test_a_deadlock_retries_the_batch_as_is() -> None:
 async def test_stop_commits_what_is_queued_without_lingering() -> None:
     flush = Recorder()
     group: GroupCommit[int, int] = GroupCommit("t", flush, linger=60.0)
-    await group.submit(1)
-    queued = [group.submit_nowait(i) for i in (2, 3)]
-    await asyncio.wait_for(group.stop(), 5)  # would take a minute if stopping still lingered
+    flush.gate.clear()
+    first = group.submit_nowait(1)
+    await asyncio.sleep(0.01)
+    queued = [group.submit_nowait(i) for i in (2, 3)]  # the next flush will linger a minute
+    flush.gate.set()
+    await first
+    await asyncio.sleep(0.01)
+    await asyncio.wait_for(group.stop(), 5)  # cuts the linger short and commits what is queued
     assert [f.result() for f in queued] == [20, 30]
     assert flush.batches == [[1], [2, 3]]
     await group.stop()  # idempotent
