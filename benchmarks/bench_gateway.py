@@ -34,7 +34,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import auth
+from benchmarks import auth, platform_env
 from benchmarks.bench_writes import fan_out, load, print_write_report, write_rows
 from benchmarks.cached_reads import INSTALL_HINT, ReadRow, cached_read_rows, h2load, print_cached_reads
 from benchmarks.report import Result, machine_note, print_table
@@ -231,13 +231,15 @@ def main() -> int:
     parser.add_argument("--search-metrics", default="127.0.0.1:9114", help="search service /metrics (backlog gauge)")
     parser.add_argument("--drain-timeout", type=float, default=300.0, help="seconds to wait for the backlog to drain")
     parser.add_argument("--writes-only", action="store_true", help="only the write rows (registration)")
+    platform_env.add_arguments(parser)
     args = parser.parse_args()
 
     platform = None
     if args.start:
         from tests.e2e.platform import make_platform
 
-        platform = make_platform(Path(tempfile.mkdtemp(prefix="ossa-bench-")) / "data", {"OSSA_LOG_LEVEL": "warning"})
+        env = {"OSSA_LOG_LEVEL": "warning", **platform_env.settings(args)}
+        platform = make_platform(Path(tempfile.mkdtemp(prefix="ossa-bench-")) / "data", env)
         platform.start("--registry-workers", str(args.registry_workers))
         args.gateway, args.registry = platform.gateway, platform.registry
         args.search_metrics = f"127.0.0.1:{platform.port('search_metrics')}"

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import auth
+from benchmarks import auth, platform_env
 from benchmarks.cli_throughput import publish
 from benchmarks.cpu import CpuMeter
 from benchmarks.loadgen import Starts, grpc_starts, rest_starts
@@ -71,7 +71,7 @@ async def run(args: argparse.Namespace) -> list[Route]:
     from tests.e2e.platform import make_platform
 
     scratch = Path(tempfile.mkdtemp(prefix="ossa-bench-start-"))
-    platform = make_platform(scratch / "data", {"OSSA_LOG_LEVEL": "warning", **dict(args.env)})
+    platform = make_platform(scratch / "data", {"OSSA_LOG_LEVEL": "warning", **platform_env.settings(args)})
     platform.start(*(("--orchestrators", str(args.orchestrators)) if args.orchestrators else ()))
     cpu = CpuMeter()
     assert platform.proc is not None
@@ -117,20 +117,12 @@ def report(rows: list[Route], args: argparse.Namespace) -> None:
           "  (issue 12): <= 0.5 ms orchestrator CPU per one-step task, start and run together.")  # fmt: skip
 
 
-def setting(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name.startswith("OSSA_"):
-        raise argparse.ArgumentTypeError(f"{text!r}: give OSSA_NAME=VALUE")
-    return name, value
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--n", type=int, default=3000, help="starts per path per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--orchestrators", type=int, default=0, help="orchestrator workers (default: `ossa up`'s)")
-    parser.add_argument("--env", action="append", default=[], type=setting, metavar="OSSA_X=V",
-                        help="a setting for the platform (repeatable), e.g. OSSA_BATCH_LINGER_MS=0")  # fmt: skip
+    platform_env.add_arguments(parser)
     auth.add_arguments(parser)
     args = parser.parse_args()
     report(asyncio.run(run(args)), args)

@@ -124,9 +124,9 @@ class Settings:
     # Orchestrator: how often idle lease streams look for work, expired leases are swept and the
     # Redis queue mirror is checked; retry backoff (doubling from the base up to the cap).
     dispatch_poll_seconds: float = 0.25
-    # Group commits (orchestrator_svc/batcher.py): when starts, completions, failures or renewals
-    # arrived while a batch of theirs ran, the next waits this long for more (0: never; a lone call
-    # never waits).
+    # Group commits (orchestrator_svc/batcher.py, registry_svc/groups.py): when starts, completions,
+    # failures, renewals or registrations arrived while a batch of theirs ran, the next waits this
+    # long for more (0: never; a lone call never waits).
     batch_linger_ms: float = 2.0
     lease_sweep_seconds: float = 1.0
     retry_backoff_seconds: float = 1.0

@@ -4,8 +4,11 @@ A caller submits its item and awaits its own outcome. One drain task takes every
 to `max_items`), runs `flush` once (one SQL statement, one Redis pipeline) and resolves each
 caller with its own result or exception (`flush` returns one per item, so one bad item fails
 alone). At low load a batch is one item and nothing waits; under load the next batch grows by
-itself while the previous flush is in flight: no timer, no added latency. If `flush` raises, every
-item of that batch gets the exception.
+itself while the previous flush is in flight. When items arrived while the last flush ran (callers
+are concurrent), the next flush first waits `linger` seconds (OSSA_BATCH_LINGER_MS) for more to
+join it, unless it is full: a flush's fixed cost is shared by more callers, while a lone caller,
+or one making one call after another, never waits. If `flush` raises, every item of that batch
+gets the exception.
 """
 
 from __future__ import annotations
@@ -21,11 +24,14 @@ Flush = Callable[[list[T]], Awaitable[Sequence[R | BaseException]]]
 
 
 class Group(Generic[T, R]):
-    def __init__(self, name: str, flush: Flush[T, R], max_items: int = 256) -> None:
+    def __init__(self, name: str, flush: Flush[T, R], max_items: int = 256, linger: float = 0.0) -> None:
         if max_items < 1:
             raise ValueError(f"max_items must be 1 or more, got {max_items}")
+        if linger < 0:
+            raise ValueError(f"linger must not be negative, got {linger}")
         self.name = name
         self.max_items = max_items
+        self.linger = linger
         self.flushes = 0  # batches flushed
         self.items = 0  # items in them
         self._flush = flush
@@ -46,16 +52,21 @@ class Group(Generic[T, R]):
         return await future
 
     async def _drain(self) -> None:
+        again = False  # this flush follows another at once: items came while that one ran
         try:
             while self._queue:
-                batch = [self._queue.popleft() for _ in range(min(self.max_items, len(self._queue)))]
+                batch: list[tuple[T, asyncio.Future[R]]] = []
                 try:
+                    if again and self.linger and len(self._queue) < self.max_items:
+                        await asyncio.sleep(self.linger)
+                    batch = [self._queue.popleft() for _ in range(min(self.max_items, len(self._queue)))]
                     await self._run(batch)
                 except asyncio.CancelledError:  # the loop is closing: nobody waits forever
                     for _, future in [*batch, *self._queue]:
                         future.cancel()
                     self._queue.clear()
                     raise
+                again = True
         finally:
             self._draining = False  # no await since the queue was seen empty: nothing is left behind
 

@@ -29,12 +29,12 @@ return 1
 
 
 class Presence:
-    def __init__(self, redis: aioredis.Redis, heartbeat_ttl: int) -> None:
+    def __init__(self, redis: aioredis.Redis, heartbeat_ttl: int, linger: float = 0.0) -> None:
         self.redis = redis
         self.ttl = heartbeat_ttl
         self._beat = redis.register_script(_BEAT)
         # Agents registered together are published together: one MULTI/EXEC for the batch.
-        self.registers: Group[dict[str, Any], None] = Group("publish", self._register_many)
+        self.registers: Group[dict[str, Any], None] = Group("publish", self._register_many, linger=linger)
 
     async def register(self, row: dict[str, Any]) -> None:
         await self.registers.submit(row)

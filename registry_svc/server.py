@@ -28,8 +28,9 @@ async def build_server(settings: Settings, port: int | None = None) -> tuple[Ser
     pool = await create_pool(settings, service="registry")
     redis = create_redis(settings)
     auth.attach(redis, pool)
-    store = AgentStore(pool)
-    presence = Presence(redis, settings.heartbeat_ttl_seconds)
+    linger = settings.batch_linger_ms / 1000
+    store = AgentStore(pool, linger)
+    presence = Presence(redis, settings.heartbeat_ttl_seconds, linger)
     beats = HeartbeatWriter(store, settings.heartbeat_flush_seconds)
     sweeper = OfflineSweeper(store, presence, settings.offline_after_seconds, settings.offline_sweep_seconds)
     host = ServiceHost(

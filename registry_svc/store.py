@@ -27,9 +27,9 @@ _COLUMNS = (
 
 
 class AgentStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, linger: float = 0.0) -> None:
         self.pool = pool
-        self.creates: Group[NewAgent, Row] = Group("register", self._create_many)
+        self.creates: Group[NewAgent, Row] = Group("register", self._create_many, linger=linger)
 
     async def create(self, agent: NewAgent) -> Row:
         """Insert an agent (sharing the INSERT with concurrent registrations); registration counts

@@ -1,5 +1,6 @@
 """`Group` (registry_svc.groups) without servers: batching while a flush is in flight, per-item
-outcomes, a failing flush, nothing left behind between drains."""
+outcomes, a failing flush, nothing left behind between drains, lingering only when callers are
+concurrent."""
 
 from __future__ import annotations
 
@@ -90,6 +91,62 @@ async def test_no_item_is_left_behind_when_a_drain_ends() -> None:
 def test_max_items_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_items"):
         Group("t", Recorder().flush, max_items=0)
+    with pytest.raises(ValueError, match="linger"):
+        Group("t", Recorder().flush, linger=-1)
+
+
+async def test_one_call_after_another_never_lingers() -> None:
+    rec = Recorder()
+    group: Group[int, int] = Group("t", rec.flush, linger=60.0)
+    for i in range(1, 4):
+        assert await asyncio.wait_for(group.submit(i), 5) == i * 10
+    assert rec.batches == [[1], [2], [3]]
+
+
+async def test_after_a_busy_flush_the_next_lingers_for_more() -> None:
+    rec = Recorder()
+    rec.release.clear()
+    group: Group[int, int] = Group("t", rec.flush, linger=0.2)
+    first = asyncio.ensure_future(group.submit(1))
+    await asyncio.sleep(0.01)  # the first flush is in flight
+    second = asyncio.ensure_future(group.submit(2))  # came while it ran: the next flush lingers
+    await asyncio.sleep(0)
+    rec.release.set()
+    await first
+    await asyncio.sleep(0.01)  # within the linger: joins the same batch
+    third = asyncio.ensure_future(group.submit(3))
+    assert list(await asyncio.wait_for(asyncio.gather(second, third), 5)) == [20, 30]
+    assert rec.batches == [[1], [2, 3]]
+
+
+async def test_a_full_batch_does_not_linger() -> None:
+    rec = Recorder()
+    rec.release.clear()
+    group: Group[int, int] = Group("t", rec.flush, max_items=2, linger=60.0)
+    first = asyncio.ensure_future(group.submit(1))
+    await asyncio.sleep(0.01)
+    rest = [asyncio.ensure_future(group.submit(i)) for i in (2, 3)]
+    await asyncio.sleep(0)
+    rec.release.set()
+    assert await asyncio.wait_for(asyncio.gather(first, *rest), 5) == [10, 20, 30]
+    assert rec.batches == [[1], [2, 3]]
+
+
+async def test_a_drain_cancelled_while_it_lingers_cancels_its_callers() -> None:
+    rec = Recorder()
+    rec.release.clear()
+    group: Group[int, int] = Group("t", rec.flush, linger=60.0)
+    first = asyncio.ensure_future(group.submit(1))
+    await asyncio.sleep(0.01)
+    queued = asyncio.ensure_future(group.submit(2))
+    await asyncio.sleep(0)
+    rec.release.set()
+    await first
+    await asyncio.sleep(0.01)  # the drain now lingers before flushing [2]
+    for task in list(group._tasks):
+        task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await queued
 
 
 async def test_callers_are_cancelled_rather_than_left_waiting_if_the_drain_is_cancelled() -> None:
