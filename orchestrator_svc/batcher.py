@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
@@ -31,7 +30,6 @@ import asyncpg
 
 from orchestrator_svc.drainer import Drainer
 from ossa_runtime import metrics, unreachable
-from ossa_runtime.linger import Linger
 
 log = logging.getLogger("ossa.orchestrator.batch")
 T = TypeVar("T")
@@ -56,7 +54,7 @@ class GroupCommit(Generic[T, R]):
         self.max_items = max_items
         self._queue: deque[tuple[T, asyncio.Future[R]]] = deque()
         self._flusher = Drainer(f"group-commit-{name}", self._next, lambda: bool(self._queue),
-                                Linger(linger, math.inf), lambda: len(self._queue) >= self.max_items)  # fmt: skip
+                                linger, lambda: len(self._queue) >= self.max_items)  # fmt: skip
 
     def submit_nowait(self, item: T) -> asyncio.Future[R]:
         """Queue `item`; the future resolves after the batch holding it committed (or failed)."""

@@ -11,7 +11,6 @@ PostgreSQL has the truth: the mirror is rebuilt from it when it drifts (QueueMir
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +23,6 @@ from orchestrator_svc.drainer import Drainer
 from orchestrator_svc.events import EventHub
 from orchestrator_svc.outcome import Outcome
 from ossa_runtime import tracing
-from ossa_runtime.linger import Linger
 
 log = logging.getLogger("ossa.orchestrator.effects")
 LINGER_SECONDS = 0.002  # gathers the writes of several commits into one script call and one publish
@@ -51,8 +49,9 @@ class Effects:
         # series (monitor_feed.py).
         self.observers: list[Callable[[Outcome], None]] = []
         self._later = _Later()
-        every = Linger(LINGER_SECONDS, busy_window=math.inf)  # no caller waits for it: every write lingers
-        self._writer = Drainer("after-commit", self._drain, lambda: bool(self._later.size), every, linger_first=True)
+        # No caller waits for these writes: each drain lingers, the first after a wake too.
+        self._writer = Drainer("after-commit", self._drain, lambda: bool(self._later.size), LINGER_SECONDS,
+                               linger_first=True)  # fmt: skip
 
     def apply(self, outcome: Outcome) -> None:
         telemetry.record(outcome)

@@ -29,6 +29,18 @@ class Recorder:
         return [ValueError(f"item {i}") if i < 0 else i * 10 for i in items]
 
 
+async def arrive_during_a_flush(group: GroupCommit[int, int], flush: Recorder,
+                                items: list[int]) -> list[asyncio.Future[int]]:  # fmt: skip
+    """Submit 1 and, while its flush is in flight, `items`; return their futures once 1 committed."""
+    flush.gate.clear()
+    first = group.submit_nowait(1)
+    await asyncio.sleep(0.01)  # the first flush is in flight
+    rest = [group.submit_nowait(i) for i in items]
+    flush.gate.set()
+    assert await asyncio.wait_for(first, 5) == 10
+    return rest
+
+
 async def test_a_lone_call_does_not_linger() -> None:
     flush = Recorder()
     group: GroupCommit[int, int] = GroupCommit("t", flush, linger=60.0)
@@ -62,12 +74,7 @@ async def test_calls_arriving_while_a_flush_is_in_flight_share_the_next_one() ->
 async def test_after_a_busy_flush_the_next_lingers_for_more() -> None:
     flush = Recorder()
     group: GroupCommit[int, int] = GroupCommit("t", flush, linger=0.2)
-    flush.gate.clear()
-    first = group.submit_nowait(1)
-    await asyncio.sleep(0.01)  # the first flush is in flight
-    second = group.submit_nowait(2)  # arrived while it ran: the next flush lingers
-    flush.gate.set()
-    await first
+    [second] = await arrive_during_a_flush(group, flush, [2])  # the next flush lingers
     await asyncio.sleep(0.01)  # within the linger: joins the same batch
     third = group.submit_nowait(3)
     assert list(await asyncio.wait_for(asyncio.gather(second, third), 5)) == [20, 30]
@@ -78,12 +85,8 @@ async def test_after_a_busy_flush_the_next_lingers_for_more() -> None:
 async def test_a_full_batch_does_not_linger() -> None:
     flush = Recorder()
     group: GroupCommit[int, int] = GroupCommit("t", flush, max_items=3, linger=60.0)
-    flush.gate.clear()
-    first = group.submit_nowait(1)
-    await asyncio.sleep(0.01)
-    rest = [group.submit_nowait(i) for i in (2, 3, 4)]  # a full batch waits behind the first flush
-    flush.gate.set()
-    assert await asyncio.wait_for(asyncio.gather(first, *rest), 5) == [10, 20, 30, 40]
+    rest = await arrive_during_a_flush(group, flush, [2, 3, 4])  # a full batch behind the first flush
+    assert await asyncio.wait_for(asyncio.gather(*rest), 5) == [20, 30, 40]
     assert flush.batches == [[1], [2, 3, 4]]
     await group.stop()
 
@@ -118,12 +121,7 @@ async def test_a_deadlock_retries_the_batch_as_is() -> None:
 async def test_stop_commits_what_is_queued_without_lingering() -> None:
     flush = Recorder()
     group: GroupCommit[int, int] = GroupCommit("t", flush, linger=60.0)
-    flush.gate.clear()
-    first = group.submit_nowait(1)
-    await asyncio.sleep(0.01)
-    queued = [group.submit_nowait(i) for i in (2, 3)]  # the next flush will linger a minute
-    flush.gate.set()
-    await first
+    queued = await arrive_during_a_flush(group, flush, [2, 3])  # the next flush will linger a minute
     await asyncio.sleep(0.01)
     await asyncio.wait_for(group.stop(), 5)  # cuts the linger short and commits what is queued
     assert [f.result() for f in queued] == [20, 30]

@@ -95,6 +95,18 @@ def test_max_items_must_be_positive() -> None:
         Group("t", Recorder().flush, linger=-1)
 
 
+async def arrive_during_a_flush(group: Group[int, int], rec: Recorder, items: list[int]) -> list[asyncio.Future[int]]:
+    """Submit 1 and, while its flush is in flight, `items`; return their futures once 1 is flushed."""
+    rec.release.clear()
+    first = asyncio.ensure_future(group.submit(1))
+    await asyncio.sleep(0.01)  # the first flush is in flight
+    rest = [asyncio.ensure_future(group.submit(i)) for i in items]
+    await asyncio.sleep(0)
+    rec.release.set()
+    assert await asyncio.wait_for(first, 5) == 10
+    return rest
+
+
 async def test_one_call_after_another_never_lingers() -> None:
     rec = Recorder()
     group: Group[int, int] = Group("t", rec.flush, linger=60.0)
@@ -105,14 +117,8 @@ async def test_one_call_after_another_never_lingers() -> None:
 
 async def test_after_a_busy_flush_the_next_lingers_for_more() -> None:
     rec = Recorder()
-    rec.release.clear()
     group: Group[int, int] = Group("t", rec.flush, linger=0.2)
-    first = asyncio.ensure_future(group.submit(1))
-    await asyncio.sleep(0.01)  # the first flush is in flight
-    second = asyncio.ensure_future(group.submit(2))  # came while it ran: the next flush lingers
-    await asyncio.sleep(0)
-    rec.release.set()
-    await first
+    [second] = await arrive_during_a_flush(group, rec, [2])  # the next flush lingers
     await asyncio.sleep(0.01)  # within the linger: joins the same batch
     third = asyncio.ensure_future(group.submit(3))
     assert list(await asyncio.wait_for(asyncio.gather(second, third), 5)) == [20, 30]
@@ -121,27 +127,16 @@ async def test_after_a_busy_flush_the_next_lingers_for_more() -> None:
 
 async def test_a_full_batch_does_not_linger() -> None:
     rec = Recorder()
-    rec.release.clear()
     group: Group[int, int] = Group("t", rec.flush, max_items=2, linger=60.0)
-    first = asyncio.ensure_future(group.submit(1))
-    await asyncio.sleep(0.01)
-    rest = [asyncio.ensure_future(group.submit(i)) for i in (2, 3)]
-    await asyncio.sleep(0)
-    rec.release.set()
-    assert await asyncio.wait_for(asyncio.gather(first, *rest), 5) == [10, 20, 30]
+    rest = await arrive_during_a_flush(group, rec, [2, 3])  # a full batch behind the first flush
+    assert await asyncio.wait_for(asyncio.gather(*rest), 5) == [20, 30]
     assert rec.batches == [[1], [2, 3]]
 
 
 async def test_a_drain_cancelled_while_it_lingers_cancels_its_callers() -> None:
     rec = Recorder()
-    rec.release.clear()
     group: Group[int, int] = Group("t", rec.flush, linger=60.0)
-    first = asyncio.ensure_future(group.submit(1))
-    await asyncio.sleep(0.01)
-    queued = asyncio.ensure_future(group.submit(2))
-    await asyncio.sleep(0)
-    rec.release.set()
-    await first
+    [queued] = await arrive_during_a_flush(group, rec, [2])
     await asyncio.sleep(0.01)  # the drain now lingers before flushing [2]
     for task in list(group._tasks):
         task.cancel()
