@@ -55,7 +55,7 @@ def add_up_command(sub: Any) -> None:
         type=argtypes.positive,
         metavar="N",
         dest="orchestrator_workers",
-        help=f"orchestrator processes sharing its port (default: ${PREFIX}ORCHESTRATOR_WORKERS or one per core)",
+        help=f"orchestrator processes sharing its port (default: ${PREFIX}ORCHESTRATOR_WORKERS or one per two cores)",
     )
     up.add_argument(
         "--startup-timeout",

@@ -89,8 +89,10 @@ class Settings:
     # How many processes serve the registry (they share its port with SO_REUSEPORT).
     registry_workers: int = 1
     # How many orchestrator processes run (they share its port; PostgreSQL arbitrates their claims):
-    # one per core by default, as the orchestrator is the busiest process.
-    orchestrator_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # one per two cores by default (at least one). Under `ossa up` the orchestrator shares the machine
+    # with PostgreSQL, Envoy, Valkey and the agents, and every extra process halves the batches and
+    # sync matches of each (docs/orchestration.md, "Every worker busy").
+    orchestrator_workers: int = field(default_factory=lambda: max(1, (os.cpu_count() or 1) // 2))
     # Which of its service's worker processes this is, 0-based (`ossa up` sets it per process).
     worker_index: int = 0
     # This worker's own gRPC port besides the shared one (`ossa up` gives each of several workers one, so

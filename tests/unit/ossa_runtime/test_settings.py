@@ -17,6 +17,13 @@ def test_defaults_match_the_spec_topology() -> None:
     assert s.heartbeat_ttl_seconds == 60
 
 
+@pytest.mark.parametrize(("cores", "workers"), [(None, 1), (1, 1), (2, 1), (3, 1), (4, 2), (16, 8)])
+def test_one_orchestrator_per_two_cores_by_default(monkeypatch: pytest.MonkeyPatch, cores: int | None, workers: int) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    assert Settings.from_env({}).orchestrator_workers == workers
+    assert Settings.from_env({"OSSA_ORCHESTRATOR_WORKERS": "3"}).orchestrator_workers == 3
+
+
 def test_env_is_parsed_by_type() -> None:
     s = Settings.from_env(
         {"OSSA_REGISTRY_PORT": "4011", "OSSA_DATA_DIR": "/tmp/x", "OSSA_HEARTBEAT_FLUSH_SECONDS": "0.5"}
