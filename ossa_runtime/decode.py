@@ -5,16 +5,17 @@ grpc.aio answers a call whose request deserializer raises with UNKNOWN ("Unexpec
 a string field that is not UTF-8 and a message nested more than 100 levels deep (about 32 levels
 of JSON in a google.protobuf.Struct, which REST clients reach well before Envoy's own JSON limit).
 
-`DecodeGuard`, the innermost interceptor of every service, swaps each handler's deserializer for
-one that returns an `Undecodable` in place of the request, and the handler for one that raises
-its InvalidArgument: after authentication and rate limiting, like any other bad request. To name
-the field, the raw bytes are walked with the request's descriptor (`diagnose`), within a budget.
+`guard`, innermost in every service's interceptor chain (ossa_runtime.interceptors.Chain),
+swaps each handler's deserializer for one that returns an `Undecodable` in place of the request,
+and the handler for one that raises its InvalidArgument: after authentication and rate limiting,
+like any other bad request. To name the field, the raw bytes are walked with the request's
+descriptor (`diagnose`), within a budget.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -207,15 +208,3 @@ def guard(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any
             yield item
 
     return grpc.stream_stream_rpc_method_handler(many_to_many, *codec)
-
-
-class DecodeGuard(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """The innermost interceptor: undecodable requests become INVALID_ARGUMENT (see the module)."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        handler = await continuation(handler_call_details)
-        return handler if handler is None else guard(handler)

@@ -15,7 +15,7 @@ import inspect
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -23,7 +23,7 @@ import grpc
 
 from ossa_runtime import logging as ossa_logging
 from ossa_runtime import metrics, tracing
-from ossa_runtime.decode import DecodeGuard
+from ossa_runtime.decode import guard
 from ossa_runtime.errors import DomainError, internal_status
 from ossa_runtime.unreachable import unavailable
 
@@ -181,11 +181,50 @@ class ObservabilityInterceptor(ScopedInterceptor):
         return _Call(method, context, self.service)
 
 
+class Chain(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Several ScopedInterceptors, outermost first, then the decode guard, as one interceptor
+    whose wrapped handler for a method is built on its first call and reused.
+
+    grpc.aio asks each interceptor for the handler on every call: as separate interceptors, the
+    four layers built four handlers and their closures per call. Reused while the service hands
+    out the same handler object (it does: a registered method's handler never changes).
+    """
+
+    def __init__(self, layers: Sequence[ScopedInterceptor]) -> None:
+        self.layers = list(layers)
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
+
+    def wrap(self, handler: grpc.RpcMethodHandler[Any, Any], method: str) -> grpc.RpcMethodHandler[Any, Any]:
+        """`handler` inside every layer that covers `method`, undecodable requests refused innermost."""
+        wrapped = guard(handler)
+        for layer in reversed(self.layers):
+            if layer.covers(method):
+                wrapped = wrap_handler(wrapped, method, layer.scope)
+        return wrapped
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        if handler is None:  # an unknown method: UNIMPLEMENTED, nothing to remember
+            return handler
+        method = handler_call_details.method
+        known = self._wrapped.get(method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        wrapped = self.wrap(handler, method)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+
 def default_interceptors(service: str = "", auth: Any = None, ratelimit: Any = None) -> list[Any]:
     """The chain every OSSA service installs; `auth` (ossa_runtime.auth.AuthInterceptor) runs
     inside the access log, so its refusals are logged and counted like any other status, and
     `ratelimit` (ossa_runtime.ratelimit.RateLimitInterceptor) right after it (it limits by caller).
-    Innermost, DecodeGuard turns a request protobuf cannot decode into INVALID_ARGUMENT naming the
-    field (ossa_runtime.decode), once the caller has been authenticated."""
-    chain = [tracing.server_interceptor(), ObservabilityInterceptor(service), auth, ratelimit, DecodeGuard()]
-    return [i for i in chain if i is not None]
+    Innermost, the decode guard turns a request protobuf cannot decode into INVALID_ARGUMENT naming
+    the field (ossa_runtime.decode), once the caller has been authenticated. The trace span, when
+    spans are exported, is opentelemetry's own interceptor, outside the rest."""
+    layers = [layer for layer in (ObservabilityInterceptor(service), auth, ratelimit) if layer is not None]
+    return [i for i in (tracing.server_interceptor(), Chain(layers)) if i is not None]

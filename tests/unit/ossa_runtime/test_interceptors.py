@@ -6,6 +6,8 @@ import io
 import json
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -14,6 +16,7 @@ import pytest
 import redis.exceptions
 
 from ossa_runtime import errors
+from ossa_runtime.interceptors import Chain, ScopedInterceptor
 from ossa_runtime.logging import configure_logging
 from ossa_runtime.server import ServiceHost
 
@@ -129,3 +132,40 @@ async def test_port_in_use_names_the_port(target: str) -> None:
     host = ServiceHost("second")
     with pytest.raises(PortInUseError, match=str(port)):
         host.bind("127.0.0.1", port)
+
+
+class Counting(ScopedInterceptor):
+    """A layer that counts the calls it wraps (and skips methods named *Skip)."""
+
+    def __init__(self) -> None:
+        self.entered: list[str] = []
+
+    def covers(self, method: str) -> bool:
+        return not method.endswith("Skip")
+
+    @asynccontextmanager
+    async def scope(self, method: str, context: Any) -> AsyncIterator[None]:
+        self.entered.append(method)
+        yield
+
+
+async def test_the_chain_wraps_a_method_once_and_every_call_runs_its_layers() -> None:
+    layer = Counting()
+    chain = Chain([layer])
+    handlers = {name: grpc.unary_unary_rpc_method_handler(unary) for name in ("Unary", "Skip")}
+
+    async def lookup(details: Any) -> Any:
+        return handlers[details.method.rsplit("/", 1)[1]]
+
+    def details(method: str) -> Any:
+        return SimpleNamespace(method=method, invocation_metadata=())
+
+    first = await chain.intercept_service(lookup, details("/t.T/Unary"))
+    assert await chain.intercept_service(lookup, details("/t.T/Unary")) is first  # built once, reused
+    assert await first.unary_unary(b"a", None) == b"ok:a"
+    assert await first.unary_unary(b"b", None) == b"ok:b"
+    assert layer.entered == ["/t.T/Unary", "/t.T/Unary"]  # the layer runs on every call
+    skipped = await chain.intercept_service(lookup, details("/t.T/Skip"))
+    assert await skipped.unary_unary(b"c", None) == b"ok:c" and len(layer.entered) == 2
+    handlers["Unary"] = grpc.unary_unary_rpc_method_handler(unary)  # the service replaced its handler
+    assert await chain.intercept_service(lookup, details("/t.T/Unary")) is not first

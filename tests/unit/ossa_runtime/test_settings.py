@@ -18,7 +18,9 @@ def test_defaults_match_the_spec_topology() -> None:
 
 
 @pytest.mark.parametrize(("cores", "workers"), [(None, 1), (1, 1), (2, 1), (3, 1), (4, 2), (16, 8)])
-def test_one_orchestrator_per_two_cores_by_default(monkeypatch: pytest.MonkeyPatch, cores: int | None, workers: int) -> None:
+def test_one_orchestrator_per_two_cores_by_default(
+    monkeypatch: pytest.MonkeyPatch, cores: int | None, workers: int
+) -> None:
     monkeypatch.setattr("os.cpu_count", lambda: cores)
     assert Settings.from_env({}).orchestrator_workers == workers
     assert Settings.from_env({"OSSA_ORCHESTRATOR_WORKERS": "3"}).orchestrator_workers == 3
