@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import auth, platform_env
 from benchmarks.bench_writes import fan_out, load, print_write_report, write_rows
 from benchmarks.cached_reads import INSTALL_HINT, ReadRow, cached_read_rows, h2load, print_cached_reads
+from benchmarks.cpu import CpuMeter
 from benchmarks.report import Result, machine_note, print_table
 from ossa.registry.v1 import registry_pb2 as pb
 from ossa.registry.v1 import registry_pb2_grpc
@@ -211,8 +212,11 @@ def writes(args: argparse.Namespace) -> None:
             gateway, operation, method, path, args.processes, args.threads, args.duration
         ),
         args.drain_timeout,
+        args.cpu,
     )
     print_write_report(report)
+    if args.cpu is not None:
+        args.cpu.flush()
 
 
 def main() -> int:
@@ -235,6 +239,7 @@ def main() -> int:
     args = parser.parse_args()
 
     platform = None
+    args.cpu = None
     if args.start:
         from tests.e2e.platform import make_platform
 
@@ -243,6 +248,8 @@ def main() -> int:
         platform.start("--registry-workers", str(args.registry_workers))
         args.gateway, args.registry = platform.gateway, platform.registry
         args.search_metrics = f"127.0.0.1:{platform.port('search_metrics')}"
+        args.cpu = CpuMeter()  # where the write rows' CPU went, per component of this platform
+        args.cpu.roots.append(platform.proc.pid)
     auth.use_token(args, platform.data_dir if platform is not None else None)
     try:
         print(f"machine before: {machine_note()}")

@@ -18,6 +18,7 @@ measures, so it must cost far less per request than the path under test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
 import multiprocessing as mp
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks import auth
+from benchmarks.cpu import CpuMeter
 from benchmarks.report import Result
 
 BACKLOG = "ossa_search_index_backlog"
@@ -191,15 +193,24 @@ Latency = Callable[[], Result]
 
 
 def write_rows(
-    gateway: str, search_metrics: str, alone: Latency, load: Throughput, drain_timeout: float
+    gateway: str,
+    search_metrics: str,
+    alone: Latency,
+    load: Throughput,
+    drain_timeout: float,
+    cpu: CpuMeter | None = None,
 ) -> WriteReport:
-    """Registration alone, the ceiling, then the burst while the backlog gauge is watched."""
+    """Registration alone, the ceiling, then the burst while the backlog gauge is watched; `cpu`
+    (the started platform's processes) notes where the CPU went during the ceiling and the burst."""
+    measure = cpu.measure if cpu is not None else lambda what: contextlib.nullcontext()
     single = alone()
-    ceiling = load(gateway, "Ceiling (trivial call)", "GET", "/api/v1/health")
+    with measure("the ceiling (GET /api/v1/health)"):
+        ceiling = load(gateway, "Ceiling (trivial call)", "GET", "/api/v1/health")
     watch = BacklogWatch(search_metrics)
     watch.start()
     try:
-        burst = load(gateway, "Agent Registration", "POST", "/api/v1/agents")
+        with measure("the registration burst"):
+            burst = load(gateway, "Agent Registration", "POST", "/api/v1/agents")
         ended = time.monotonic()
         readable = backlog_gauge(search_metrics) is not None
         drain = watch.drained_after(ended, drain_timeout) if readable else None
