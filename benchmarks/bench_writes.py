@@ -1,9 +1,10 @@
 """Agent registration at the seed's write rate (issue 15 point 2), for benchmarks/bench_gateway.py.
 
 Rows, all through Envoy (POST /api/v1/agents, keep-alive HTTP/1.1 clients on this machine):
+- ceiling (first, on a quiet platform): the same load generator against a trivial call through
+  Envoy to one Python process (GET /api/v1/health), measured in the same run: what this box gives
+  any request today;
 - alone: one registration in flight, no indexing backlog (the spec's latency target);
-- ceiling: the same load generator against a trivial call through Envoy to one Python process
-  (GET /api/v1/health), measured in the same run: what this box gives any request today;
 - burst: `duration` seconds of concurrent registrations: req/s against the 1,000 target, and the
   registrations' p50/p95/p99 during the burst.
 Then the search indexer's backlog, read from the search service's Prometheus gauge
@@ -200,12 +201,14 @@ def write_rows(
     drain_timeout: float,
     cpu: CpuMeter | None = None,
 ) -> WriteReport:
-    """Registration alone, the ceiling, then the burst while the backlog gauge is watched; `cpu`
-    (the started platform's processes) notes where the CPU went during the ceiling and the burst."""
+    """The ceiling, registration alone, then the burst while the backlog gauge is watched; `cpu`
+    (the started platform's processes) notes where the CPU went during the ceiling and the burst.
+    The ceiling goes first, so that it does not share the cores with indexing the lone registrations
+    (indexing waits while registrations stream in, as in the burst)."""
     measure = cpu.measure if cpu is not None else lambda what: contextlib.nullcontext()
-    single = alone()
     with measure("the ceiling (GET /api/v1/health)"):
         ceiling = load(gateway, "Ceiling (trivial call)", "GET", "/api/v1/health")
+    single = alone()
     watch = BacklogWatch(search_metrics)
     watch.start()
     try:

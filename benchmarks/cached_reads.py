@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,17 +54,31 @@ def run_h2load(
         proc = subprocess.run([*argv, url], capture_output=True, text=True, timeout=duration + 60)
         if proc.returncode != 0:
             raise RuntimeError(f"h2load failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-        samples, errors, first, last = [], 0, float("inf"), 0.0
+        samples, errors, first, last = [], Counter[int](), float("inf"), 0.0
         for line in log:
             parts = line.split("\t")
             if len(parts) < 3:
                 continue
             start_us, status, took_us = int(parts[0]), int(parts[1]), int(parts[2])
+            if status == 0:  # no response: a request h2load abandoned (in flight when the run ended)
+                errors[0] += 1
+                continue
             samples.append(took_us / 1e6)
-            errors += not 200 <= status < 300
+            if not 200 <= status < 300:
+                errors[status] += 1
             first, last = min(first, start_us), max(last, start_us + took_us)
     elapsed = (last - first) / 1e6 if samples else duration
-    return Result(operation, label, samples, elapsed, errors)
+    # At most one request per connection is in flight when the run stops: more unanswered ones than
+    # connections means connections failed during the run, and those count as errors.
+    unanswered = errors.pop(0, 0)
+    abandoned = min(unanswered, clients)
+    if unanswered > abandoned:
+        errors[0] = unanswered - abandoned
+    if errors:  # which statuses, as h2load's per-request log gives them
+        label += "; errors by status: " + ", ".join(f"{code} x{n}" for code, n in sorted(errors.items()))
+    if abandoned:
+        label += f"; {abandoned} in flight when the run ended (not counted)"
+    return Result(operation, label, samples, elapsed, errors.total())
 
 
 def _free_port() -> int:
@@ -162,4 +177,7 @@ def print_cached_reads(results: list[Result], ceiling: Result) -> None:
             f"{READ_TARGET_RPS:>8} {ceiling.rate:>8.0f} {r.rate / ceiling.rate if ceiling.rate else 0:>7.0%} "
             f"{r.errors:>5}"
         )
-    print(f"({ceiling.path}; rows: {results[0].path if results else ''})")
+    print(f"({ceiling.path}; rows: {results[0].path.split(';')[0] if results else ''})")
+    for r in results:
+        if "; " in r.path:  # errors by status, requests cut short by the end of the run
+            print(f"  {r.operation}: {r.path.split('; ', 1)[1]}")

@@ -2,6 +2,8 @@
 
 While registrations stream in (`burst.py`: NOTIFYs faster than 20 a second) the loop waits, at
 most 30 s per burst, so that indexing does not share the cores with the write path; then it drains.
+A burst that begins while a batch is being embedded holds the rest of that batch too: a batch is
+embedded `step` rows at a time (a fraction of a second of model CPU each) with a look in between.
 The loop claims a batch of `search_outbox` rows, re-reads each entity's current state (so the
 order and number of changes to one entity do not matter: the last state wins), upserts or deletes
 its point, and only then deletes the rows. A failed write leaves its rows, with the error and a
@@ -53,6 +55,7 @@ BUILDERS: dict[str, Callable[[Any], Document]] = {
 ALL_COLLECTIONS = (AGENTS, WORKFLOWS, KNOWLEDGE)
 LINGER_SECONDS = 0.05  # after a NOTIFY, wait this long for more changes before claiming
 HOLD_STEP_SECONDS = 0.1  # while a burst of writes is held, look again this often
+STEP = 16  # outbox rows applied between two looks for a burst (~0.3 s of model CPU for agents)
 
 
 class Indexer:
@@ -67,7 +70,10 @@ class Indexer:
         linger: float = LINGER_SECONDS,
         background: BackgroundEmbedder | None = None,
         burst: Burst | None = None,
+        step: int = STEP,
     ) -> None:
+        if step < 1:
+            raise ValueError(f"step must be 1 or more, got {step}")
         self.sources = sources
         self.outbox = outbox
         self.index = index
@@ -78,6 +84,7 @@ class Indexer:
         self.batch = batch
         self.linger = linger
         self.burst = burst or Burst()
+        self.step = step
         self._lock = asyncio.Lock()  # outbox batches and rebuilds never interleave
         self._wake = asyncio.Event()
         self._stopping = False
@@ -125,11 +132,14 @@ class Indexer:
         return applied
 
     async def run_once(self) -> int:
-        """One batch from the outbox; returns how many rows were claimed."""
+        """One batch from the outbox, `step` rows at a time, each after any burst of writes that
+        began meanwhile (`_hold`); returns how many rows were claimed."""
         async with self._lock:
             changes = await self.outbox.claim(self.batch)
-            if changes:
-                await self.process(changes)
+            for first in range(0, len(changes), self.step):
+                if first:
+                    await self._hold()
+                await self.process(changes[first : first + self.step])
             return len(changes)
 
     async def index_now(self, change_id: int) -> bool:

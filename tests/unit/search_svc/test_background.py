@@ -19,6 +19,7 @@ from ossa_search.embedders.cache import CachedEmbedder
 from ossa_search.embedders.local import LocalEmbedder
 from ossa_search.stores.base import Point, VectorStore
 from search_svc.background import NICE, BackgroundEmbedder, local_encoder, lower_priority, split
+from search_svc.burst import Burst
 from search_svc.index import VectorIndex
 from search_svc.indexer import Indexer
 from search_svc.outbox import Change, Outbox
@@ -188,7 +189,9 @@ class FakeStore:
         return len(self.points)
 
 
-def fake_indexer(model: FakeModel, batch: int = 64) -> tuple[Indexer, FakeOutbox, FakeSources, FakeStore]:
+def fake_indexer(
+    model: FakeModel, batch: int = 64, step: int = 64, burst: Burst | None = None
+) -> tuple[Indexer, FakeOutbox, FakeSources, FakeStore]:
     outbox, sources, store = FakeOutbox(), FakeSources(), FakeStore()
     index = VectorIndex(cast(VectorStore, store), Passthrough())
     background = BackgroundEmbedder(Passthrough(), threads=2, encode=model)
@@ -200,6 +203,8 @@ def fake_indexer(model: FakeModel, batch: int = 64) -> tuple[Indexer, FakeOutbox
         batch=batch,
         linger=0.0,
         background=background,
+        burst=burst,
+        step=step,
     )
     return indexer, outbox, sources, store
 
@@ -217,6 +222,55 @@ async def test_a_burst_is_indexed_in_full_batches_and_the_backlog_drains_to_zero
     assert store.upserts == [64, 64, 22]  # one store write per batch
     assert sorted(size for _, _, size in model.calls) == [11, 11, 32, 32, 32, 32]  # two model calls per batch
     assert set(store.points) == set(sources.agents_by_id)
+
+
+async def test_a_batch_is_applied_step_rows_at_a_time() -> None:
+    model = FakeModel()
+    indexer, outbox, sources, store = fake_indexer(model, step=16)
+    for _ in range(70):
+        outbox.add(sources.add())
+    assert await indexer.run_once() == 64  # one claim of a full batch
+    assert store.upserts == [16, 16, 16, 16] and await indexer.backlog() == 6
+    assert await indexer.run_once() == 6 and store.upserts[4:] == [6]
+    await indexer.background.close()
+    assert set(store.points) == set(sources.agents_by_id)
+
+
+class SwitchedBurst(Burst):
+    """A burst that holds while `on` is set (the real one counts NOTIFYs over time)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on = False
+
+    def holding(self) -> bool:
+        return self.on
+
+
+async def test_a_burst_that_begins_mid_batch_holds_the_rest_of_the_batch() -> None:
+    burst = SwitchedBurst()
+    indexer, outbox, sources, store = fake_indexer(FakeModel(), step=16, burst=burst)
+    for _ in range(64):
+        outbox.add(sources.add())
+
+    async def burst_begins(texts: Sequence[str], *, query: bool = False) -> np.ndarray:
+        if not store.upserts:
+            burst.on = True  # registrations start streaming in while the first step is embedded
+        return await embed(texts, query=query)
+
+    embed, indexer.background.embed = indexer.background.embed, burst_begins  # type: ignore[method-assign]
+    batch = asyncio.create_task(indexer.run_once())
+    await asyncio.sleep(0.5)
+    assert store.upserts == [16] and not batch.done()  # the rest waits for the burst to pass
+    burst.on = False
+    assert await asyncio.wait_for(batch, 10) == 64
+    assert store.upserts == [16, 16, 16, 16] and await indexer.backlog() == 0
+    await indexer.background.close()
+
+
+def test_the_step_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="step"):
+        fake_indexer(FakeModel(), step=0)
 
 
 async def test_the_loop_lets_the_backlog_grow_while_the_model_is_busy_then_drains_it() -> None:
