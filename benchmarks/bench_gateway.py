@@ -248,8 +248,9 @@ def main() -> int:
         platform.start("--registry-workers", str(args.registry_workers))
         args.gateway, args.registry = platform.gateway, platform.registry
         args.search_metrics = f"127.0.0.1:{platform.port('search_metrics')}"
-        args.cpu = CpuMeter()  # where the write rows' CPU went, per component of this platform
-        args.cpu.roots.append(platform.proc.pid)
+        if platform.proc is not None:  # where the write rows' CPU went, per component of this platform
+            args.cpu = CpuMeter()
+            args.cpu.roots.append(platform.proc.pid)
     auth.use_token(args, platform.data_dir if platform is not None else None)
     try:
         print(f"machine before: {machine_note()}")
