@@ -19,13 +19,13 @@ import qdrant_edge as qe
 
 from ossa_search.embedders.local import _encode, _model
 from ossa_search.stores.edge import EdgeStore
-from ossa_search.stores.edge_convert import APPROXIMATE
+from ossa_search.stores.edge_convert import search_params
 
 
 def store_ceiling(store: EdgeStore, collection: str, queries: Sequence[np.ndarray], n: int) -> tuple[float, float]:
     """(searches/s one call each, searches/s in query_batch calls of 32), one thread, no asyncio."""
     shard = store._shards[collection]
-    params = qe.SearchParams(hnsw_ef=store.hnsw_ef, exact=False, quantization=APPROXIMATE)
+    params = search_params(exact=False, filtered=False, hnsw_ef=store.hnsw_ef)
     requests = [
         qe.QueryRequest(
             limit=10, query=qe.Query.Nearest(queries[i % len(queries)].tolist()), with_payload=True, params=params

@@ -296,3 +296,28 @@ async def test_edge_clear_during_a_build_is_not_undone_by_its_swap(tmp_path: Pat
         assert await store.count("workflows") == 1
     finally:
         await store.close()
+
+
+async def test_edge_filtered_searches_match_exact_ones_on_both_paths(tmp_path: Path) -> None:
+    """A broad filter is answered among the nearest points; a rare one falls back to the filtered
+    walk (ossa_search.stores.edge_filtered): both give what brute force gives."""
+    rng = np.random.default_rng(11)
+    store = EdgeStore(tmp_path / "q")
+    await store.open()
+    try:
+        keys = ids(600)
+        vectors = [unit(rng, 768) for _ in keys]
+        kinds = ["rare" if i % 200 == 7 else "worker" if i % 2 else "critic" for i in range(600)]
+        await store.upsert(
+            "agents", [Point(k, v, {"agent_type": t}) for k, v, t in zip(keys, vectors, kinds, strict=True)]
+        )
+        for kind, limit in [("worker", 10), ("rare", 5)]:
+            flt = Filter(must={"agent_type": kind})
+            for probe in vectors[:10]:
+                found = await store.search("agents", probe, limit=limit, filter=flt)
+                exact = await store.search("agents", probe, limit=limit, filter=flt, exact=True)
+                assert [h.id for h in found] == [h.id for h in exact]
+                assert all(h.payload["agent_type"] == kind for h in found)
+        assert len(exact) == 3  # the rare kind: all three, no more
+    finally:
+        await store.close()
