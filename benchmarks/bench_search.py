@@ -32,6 +32,13 @@ Targets (spec, issue 15): Vector Search p50/p95/p99 25/60/120 ms including the q
 1,000 searches/s vector-only, 200 with the embedding, recall@10 >= 0.98, 500 inserts/s.
 Load generator and store share this machine's cores.
 
+Measured 2026-12-05, quiet machine, fresh 100k load (106,920 points with the inserts), EdgeStore,
+ef 64 (128 filtered), filtered searches post-filtering the nearest points, linger 0: vector only
+1,337/s (raw query_batch ceiling 1,692); with the query's embedding 98/s (model ceiling 119);
+repeated 1,337/s; embed + search p50/p95/p99 25.6/29.7/30.5 ms; recall@10 1.000, filtered 0.998,
+text 1.000, text + filter 1.000. Before those three changes (same day, same machine): 891/s (ceiling
+1,074), 88/s, 968/s, 26.8/30.8/32.3 ms, text + filter 0.963. docs/search.md has the table.
+
 Measured 2026-12-03, EdgeStore (embedded qdrant-edge), 2 cores with other work running (load
 average 8-15: every latency is several times its quiet value; read the ratios to the ceilings):
   100k (108k with the text chunks) x 1536, --reuse, default hnsw_ef:
@@ -398,10 +405,12 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per throughput row")
     parser.add_argument("--qdrant-url", default="", help="a Qdrant server instead of the embedded shards")
     parser.add_argument("--data-dir", default="", help="where the embedded shards go (default: a temp dir)")
-    parser.add_argument("--hnsw-ef", type=int, default=None, help="EdgeStore search breadth (default: Qdrant's)")
+    parser.add_argument(
+        "--hnsw-ef", type=int, default=None, help="EdgeStore HNSW search breadth (default: 64, 128 with a filter)"
+    )
     parser.add_argument("--embed-threads", type=int, default=2, help="model calls at once (OSSA_EMBED_THREADS)")
     parser.add_argument("--embed-batch", type=int, default=8, help="texts per model call (OSSA_EMBED_BATCH_MAX)")
-    parser.add_argument("--linger-ms", type=float, default=1.0, help="OSSA_EMBED_BATCH_LINGER_MS")
+    parser.add_argument("--linger-ms", type=float, default=0.0, help="OSSA_EMBED_BATCH_LINGER_MS")
     parser.add_argument("--reuse", action="store_true", help="keep the points already in --data-dir (no reload)")
     parser.add_argument("--seed", type=int, default=7)
     return asyncio.run(run(parser.parse_args()))

@@ -174,7 +174,7 @@ class Settings:
     embedder_dim: int = 0
     embed_cache_size: int = 1024
     embed_batch_max: int = 8
-    embed_batch_linger_ms: float = 1.0
+    embed_batch_linger_ms: float = 0.0
     embed_threads: int = 2
     # Dependency probes behind grpc.health.v1 and GET /api/v1/health.
     health_probe_seconds: float = 1.0

@@ -8,8 +8,8 @@ conflict as `Unavailable`.
 - Every shard call runs in one dedicated thread, never on the event loop's thread. But
   qdrant-edge-py 0.9 keeps the GIL during its calls (measured: a thread sleeping 1 ms in a loop
   ticked once per exact search while 100 of them, 51 ms each over 100k x 1536, ran in another
-  thread), so a call still pauses the loop for its duration: ~1.2 ms for an HNSW search at
-  100k x 1536, which caps one process near 800 searches/s on 2 cores; `exact=True` over a large
+  thread), so a call still pauses the loop for its duration: ~0.6 ms for an HNSW search at
+  100k x 1536 (ef 64), which caps one process near 1,700 searches/s; `exact=True` over a large
   collection is for tests and recall checks. Concurrent HNSW searches of a collection run as one
   `query_batch` call (ossa_search.stores.edge_batch): one thread hop, 0.7-0.8x the engine time.
   Upserts go in batches of `batch` points so no single
