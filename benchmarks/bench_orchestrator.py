@@ -24,7 +24,8 @@
    `pip install -e '.[bench]'`; skipped with a note otherwise.
 6. Throughput with real agents (benchmarks/cli_throughput.py): `ossa agent serve --handler echo`
    processes (2 x 16 slots); one-step executions started over REST (keep-alive connections), over
-   gRPC with the generated stubs, and in batches (StartExecutions, gRPC and REST); tasks/s from the
+   gRPC with the generated stubs, with the SDK's Client.start (concurrent starts share StartExecutions
+   calls), and in batches (StartExecutions, gRPC and REST); tasks/s from the
    first start to the last completion and each start -> completed latency, read from PostgreSQL;
    OSSA/Celery ratio beside issue 12's goals (1.5x REST, 2x gRPC and batch); then each row's cost
    per completed task: PostgreSQL statements, transactions and round trips, Redis commands and

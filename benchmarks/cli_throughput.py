@@ -1,6 +1,8 @@
 """Section 6 of bench_orchestrator.py: one-step executions run by real `ossa agent serve --handler echo`
-processes, started over REST, over gRPC with the generated stubs, and in batches (StartExecutions),
-each row with its tasks/s against Celery's of the same run and what each task cost the servers.
+processes, started over REST, over gRPC with the generated stubs (one StartExecution per start),
+with the SDK's `Client.start` (whose concurrent starts share StartExecutions calls: ossa_sdk.starts),
+and in explicit batches (StartExecutions), each row with its tasks/s against Celery's of the same
+run and what each task cost the servers.
 
 Per row: a fresh published one-step workflow (the agents' capability); its executions are started
 as fast as the load generator goes (benchmarks/loadgen.py); completion is read from PostgreSQL
@@ -27,7 +29,7 @@ from google.protobuf import struct_pb2
 from benchmarks import auth
 from benchmarks.agents_cli import CliAgents
 from benchmarks.cpu import CpuMeter
-from benchmarks.loadgen import Starts, grpc_starts, rest_starts
+from benchmarks.loadgen import Starts, grpc_starts, rest_starts, sdk_starts
 from benchmarks.pgstats import Cost, Execution, PgObserver
 from benchmarks.report import Result
 from ossa.orchestrator.v1 import orchestrator_pb2 as pb
@@ -123,8 +125,11 @@ def specs(args: argparse.Namespace) -> list[Spec]:
     async def rest(gateway: str, workflow_id: str, n: int) -> Starts:
         return await asyncio.to_thread(rest_starts, gateway, workflow_id, n, conns)
 
-    async def sdk(gateway: str, workflow_id: str, n: int) -> Starts:
+    async def stubs(gateway: str, workflow_id: str, n: int) -> Starts:
         return await grpc_starts(gateway, workflow_id, n, in_flight=flight)
+
+    async def sdk(gateway: str, workflow_id: str, n: int) -> Starts:
+        return await sdk_starts(gateway, workflow_id, n, in_flight=flight)
 
     async def batch_grpc(gateway: str, workflow_id: str, n: int) -> Starts:
         return await grpc_starts(gateway, workflow_id, n, in_flight=batches, batch=size)
@@ -134,7 +139,8 @@ def specs(args: argparse.Namespace) -> list[Spec]:
 
     return [
         Spec("REST", f"POST /api/v1/orchestrate, {conns} conns", 1.5, rest),
-        Spec("SDK gRPC", f"gRPC StartExecution, {flight} in flight", 2.0, sdk),
+        Spec("gRPC stubs", f"generated stubs, StartExecution, {flight} in flight", 2.0, stubs),
+        Spec("SDK gRPC", f"ossa_sdk Client.start, {flight} in flight", 2.0, sdk),
         Spec("batch start gRPC", f"gRPC StartExecutions x{size}, {batches} in flight", 2.0, batch_grpc),
         Spec("batch start REST", f"POST orchestrate:batch x{size}, {batches} conns", 2.0, batch_rest),
     ]
@@ -335,7 +341,8 @@ def print_rates(section: Section, celery_rate: float | None, celery_what: str) -
         errors = "; ".join(f"{text} x{k}" for text, k in row.starts.errors.most_common(2))
         server = Result("", "", row.server_latency, 0.0)
         print(
-            f"  {row.spec.name}: {row.starts.requests} start requests, {len(row.starts.sent)} started, "
+            f"  {row.spec.name}: {row.starts.requests} start requests"
+            f"{f' in {row.starts.calls} gRPC calls' if row.starts.calls else ''}, {len(row.starts.sent)} started, "
             f"{row.completed} completed, {row.failed} failed; server started_at -> completed_at "
             f"p50 {server.pct(0.5):.1f} / p99 {server.pct(0.99):.1f} ms" + (f"; errors: {errors}" if errors else "")
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import os
 import threading
 import time
 from collections import Counter
@@ -38,6 +39,7 @@ class Starts:
     errors: Counter[str] = field(default_factory=Counter)
     unavailable: str = ""  # the server does not implement this call
     latency: list[float] = field(default_factory=list)  # seconds from sending each answered request to its reply
+    calls: int = 0  # gRPC calls the SDK made for the requests (sdk_starts only)
 
     def add(self, ids: list[str], sent: float) -> None:
         for execution_id in ids:
@@ -164,6 +166,37 @@ async def grpc_starts(gateway: str, workflow_id: str, n: int, in_flight: int = 1
     finally:
         for c in chans:
             await c.close(None)
+    return out
+
+
+async def sdk_starts(gateway: str, workflow_id: str, n: int, in_flight: int = 16) -> Starts:
+    """n executions with the SDK's `Client.start` via Envoy, `in_flight` starts at once on one client
+    (its concurrent starts share StartExecutions calls: ossa_sdk.starts); `requests` counts starts."""
+    from ossa_sdk import Client  # only the SDK rows need it (and an SDK that batches starts)
+
+    out = Starts()
+    work = iter(range(n))
+    async with Client(gateway, token=os.environ.get(auth.TOKEN_ENV, "")) as client:
+        if not hasattr(client, "_starts"):
+            out.unavailable = "this SDK's Client does not batch concurrent starts"
+            return out
+
+        async def caller() -> None:
+            while (seq := next(work, None)) is not None:
+                sent = time.time()
+                try:
+                    execution_id = await asyncio.wait_for(client.start(workflow_id, context={"seq": seq}), CALL)
+                except grpc.aio.AioRpcError as err:
+                    out.errors[f"{err.code().name}: {err.details()}"] += 1
+                    continue
+                finally:
+                    out.requests += 1
+                out.add([execution_id], sent)
+
+        out.first = time.time()
+        await asyncio.gather(*(caller() for _ in range(in_flight)))
+        out.took = time.time() - out.first
+        out.calls = client._starts.calls
     return out
 
 

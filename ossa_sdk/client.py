@@ -32,6 +32,7 @@ from ossa_runtime.auth.client import bearer_interceptors
 from ossa_runtime.tls import client_credentials
 from ossa_sdk.agent import DEFAULT_GATEWAY, TOKEN_ENV
 from ossa_sdk.backoff import Backoff
+from ossa_sdk.starts import StartBatcher
 
 FINAL = ("completed", "failed", "cancelled")
 # Worth opening the stream again for; any other error is the caller's to see.
@@ -50,7 +51,8 @@ def _dict(message: Any) -> dict[str, Any]:
 class Client:
     """A caller of the platform (not an agent). `gateway` is the gRPC address (Envoy); `orchestrator`
     overrides it to reach the orchestrator directly. `token` defaults to $OSSA_TOKEN; `tls` /
-    `tls_ca_file` (with `tls_cert_file` + `tls_key_file`) dial over TLS."""
+    `tls_ca_file` (with `tls_cert_file` + `tls_key_file`) dial over TLS. `batch_starts=False` makes
+    every start() its own StartExecution call."""
 
     def __init__(
         self,
@@ -63,6 +65,7 @@ class Client:
         tls_cert_file: str | None = None,
         tls_key_file: str | None = None,
         backoff: Callable[[], Backoff] = Backoff,
+        batch_starts: bool = True,
     ) -> None:
         target = orchestrator or gateway
         interceptors = bearer_interceptors(os.environ.get(TOKEN_ENV, "") if token is None else token)
@@ -73,6 +76,9 @@ class Client:
             self._channel = grpc.aio.insecure_channel(target, interceptors=interceptors)
         self.orchestrator = orchestrator_pb2_grpc.OrchestratorServiceStub(self._channel)
         self._backoff = backoff
+        # Concurrent start() calls share StartExecutions calls (ossa_sdk.starts); off: one call each.
+        self._starts = StartBatcher(self.orchestrator.StartExecution, self.orchestrator.StartExecutions)
+        self._batch_starts = batch_starts
 
     async def close(self) -> None:
         await self._channel.close(None)
@@ -94,15 +100,18 @@ class Client:
         priority: int = 0,
         idempotency_key: str = "",
     ) -> str:
-        """Start an execution of a published workflow (by id, or name + version); its id."""
+        """Start an execution of a published workflow (by id, or name + version); its id. Starts made
+        concurrently on one client share StartExecutions calls (see ossa_sdk.starts)."""
         struct = struct_pb2.Struct()
         struct.update(dict(context or {}))
-        reply = await self.orchestrator.StartExecution(
-            pb.StartExecutionRequest(
-                workflow_id=workflow_id, workflow_name=workflow_name, workflow_version=workflow_version,
-                context=struct, priority=priority, idempotency_key=idempotency_key,
-            )
+        request = pb.StartExecutionRequest(
+            workflow_id=workflow_id, workflow_name=workflow_name, workflow_version=workflow_version,
+            context=struct, priority=priority, idempotency_key=idempotency_key,
         )  # fmt: skip
+        if self._batch_starts:
+            reply = await self._starts.start(request)
+        else:
+            reply = await self.orchestrator.StartExecution(request)
         execution_id: str = reply.execution_id
         return execution_id
 

@@ -93,3 +93,20 @@ async def test_wait_times_out_and_unknown_ids_raise(targets: tuple[str, str]) ->
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await client.wait("00000000-0000-4000-8000-000000000000")
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_concurrent_starts_share_calls_and_a_bad_one_fails_alone(targets: tuple[str, str]) -> None:
+    workflow_id = await published(targets, [step("idle", f"nobody-{secrets.token_hex(3)}")])
+    missing = "00000000-0000-4000-8000-00000000dead"
+    async with Client(orchestrator=targets[0], token=auth.ADMIN_TOKEN) as client:
+        answers = await asyncio.gather(
+            *(client.start(missing if i == 7 else workflow_id, context={"i": i}) for i in range(30)),
+            return_exceptions=True,
+        )
+        assert client._starts.batched > 0  # some went in StartExecutions calls
+        bad = answers.pop(7)
+        assert isinstance(bad, grpc.aio.AioRpcError) and bad.code() == grpc.StatusCode.NOT_FOUND
+        assert all(isinstance(a, str) for a in answers) and len(set(answers)) == 29
+        for i, execution_id in enumerate(answers):  # each caller got its own run, with its own context
+            reply = await client.orchestrator.GetExecution(pb.GetExecutionRequest(execution_id=str(execution_id)))
+            assert reply.execution.context["i"] == (i if i < 7 else i + 1)
