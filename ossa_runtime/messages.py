@@ -8,7 +8,7 @@ service imports another's modules. Enum values are stored under their value name
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf import struct_pb2, timestamp_pb2
@@ -16,11 +16,17 @@ from google.protobuf import struct_pb2, timestamp_pb2
 from ossa.orchestrator.v1 import orchestrator_pb2
 from ossa.registry.v1 import registry_pb2
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
 
 def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
+    """The same Timestamp as `FromDatetime` (a naive value taken as UTC), in a third of its time:
+    every row of every list and search answer carries a few."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    seconds, micros = divmod((value - _EPOCH) // _MICROSECOND, 1_000_000)
+    return timestamp_pb2.Timestamp(seconds=seconds, nanos=micros * 1000)
 
 
 def struct(value: dict[str, Any] | None) -> struct_pb2.Struct:

@@ -34,9 +34,11 @@ class VectorIndex:
         if ids:
             await self.store.delete(collection, ids)
 
-    async def query(self, collection: str, text: str, *, limit: int, where: Filter | None = None) -> list[Hit]:
+    async def query(
+        self, collection: str, text: str, *, limit: int, where: Filter | None = None, with_payload: bool = True
+    ) -> list[Hit]:
         vector = fit(await self.embedder.embed([text], query=True), dimension(collection))[0]
-        return await self.store.search(collection, vector, limit=limit, filter=where)
+        return await self.store.search(collection, vector, limit=limit, filter=where, with_payload=with_payload)
 
     async def snapshot(self, dest: Path) -> dict[str, int]:
         """Copy every collection into dest/<collection> (the store flushes and holds its writes

@@ -89,7 +89,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             if not ids:
                 return pb.SearchAgentsResponse()
             must["agent_id"] = ids
-        hits = await self.index.query(AGENTS, q.query, limit=q.limit, where=_where(must))
+        hits = await self.index.query(AGENTS, q.query, limit=q.limit, where=_where(must), with_payload=False)
         rows = await self.sources.agents([h.id for h in hits])
         results = [
             pb.AgentMatch(agent=agent_from_row(row), score=score)
@@ -105,7 +105,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             must["status"] = q.status
         if q.tags:
             must["tags"] = q.tags
-        hits = await self.index.query(WORKFLOWS, q.query, limit=q.limit, where=_where(must))
+        hits = await self.index.query(WORKFLOWS, q.query, limit=q.limit, where=_where(must), with_payload=False)
         rows = await self.sources.workflows([h.id for h in hits])
         results = [
             pb.WorkflowMatch(workflow=workflow_from_row(row), score=score)
@@ -137,7 +137,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
                 q.start.timestamp() if q.start is not None else None,
                 q.end.timestamp() if q.end is not None else None,
             )
-        hits = await self.index.query(KNOWLEDGE, q.query, limit=q.limit, where=_where(must, ranges))
+        hits = await self.index.query(KNOWLEDGE, q.query, limit=q.limit, where=_where(must, ranges), with_payload=False)
         rows = await self.sources.chunks([h.id for h in hits])
         return pb.SearchKnowledgeResponse(
             results=[pb.KnowledgeMatch(chunk=_chunk(row), score=score) for row, score in _joined(hits, rows)]

@@ -120,8 +120,18 @@ class VectorStore(Protocol):
     async def delete(self, collection: str, ids: Sequence[str]) -> None: ...
 
     async def search(
-        self, collection: str, vector: np.ndarray, *, limit: int, filter: Filter | None = None, exact: bool = False
-    ) -> list[Hit]: ...
+        self,
+        collection: str,
+        vector: np.ndarray,
+        *,
+        limit: int,
+        filter: Filter | None = None,
+        exact: bool = False,
+        with_payload: bool = True,
+    ) -> list[Hit]:
+        """The `limit` nearest points, best first; their payloads only if `with_payload` (else {}): a
+        caller that reads its rows from PostgreSQL needs the ids alone, and payloads cost a conversion
+        each (knowledge chunks carry their text)."""
 
     async def count(self, collection: str) -> int: ...
 

@@ -149,7 +149,14 @@ class QdrantClientStore:
             await self._client.delete(collection, points_selector=models.PointIdsList(points=checked), wait=True)
 
     async def search(
-        self, collection: str, vector: np.ndarray, *, limit: int, filter: Filter | None = None, exact: bool = False
+        self,
+        collection: str,
+        vector: np.ndarray,
+        *,
+        limit: int,
+        filter: Filter | None = None,
+        exact: bool = False,
+        with_payload: bool = True,
     ) -> list[Hit]:
         spec = spec_of(collection)
         query = check_vector(spec, vector)
@@ -160,7 +167,7 @@ class QdrantClientStore:
         if not self.local:  # local mode is always exact, and warns about search parameters
             params = models.SearchParams(exact=exact, quantization=EXACT if exact else APPROXIMATE)
         response = await self._client.query_points(
-            collection, query=query, limit=limit, query_filter=flt, with_payload=True, search_params=params
+            collection, query=query, limit=limit, query_filter=flt, with_payload=with_payload, search_params=params
         )
         return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
 

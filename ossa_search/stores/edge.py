@@ -222,7 +222,14 @@ class EdgeStore:
     # Reads -----------------------------------------------------------------------------------
 
     async def search(
-        self, collection: str, vector: np.ndarray, *, limit: int, filter: Filter | None = None, exact: bool = False
+        self,
+        collection: str,
+        vector: np.ndarray,
+        *,
+        limit: int,
+        filter: Filter | None = None,
+        exact: bool = False,
+        with_payload: bool = True,
     ) -> list[Hit]:
         spec = spec_of(collection)
         condition = edge_filter(spec, check_filter(spec, filter))
@@ -231,7 +238,7 @@ class EdgeStore:
             limit=check_limit(limit),
             query=qe.Query.Nearest(query),
             filter=condition,
-            with_payload=True,
+            with_payload=with_payload,
             params=search_params(exact=exact, filtered=condition is not None, hnsw_ef=self.hnsw_ef),
         )
         self._check_open()
@@ -239,9 +246,13 @@ class EdgeStore:
             async with self._gates[collection].use():
                 found = await self._run(self._shard(collection).query, request)
         elif condition is not None:  # see ossa_search.stores.edge_filtered
-            found = await filtered_search(self._searches[collection].search, query, limit, condition, self.hnsw_ef)
+            found = await filtered_search(
+                self._searches[collection].search, query, limit, condition, self.hnsw_ef, with_payload
+            )
         else:
             found = await self._searches[collection].search(request)
+        if not with_payload:
+            return [Hit(str(p.id), float(p.score), {}) for p in found]
         return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in found]
 
     def _search_batch(self, collection: str) -> Callable[[Sequence[qe.QueryRequest]], Awaitable[Results]]:

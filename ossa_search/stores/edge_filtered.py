@@ -35,9 +35,14 @@ Search = Callable[[qe.QueryRequest], Awaitable[list[Any]]]
 
 
 async def filtered_search(
-    search: Search, vector: list[float], limit: int, condition: qe.Filter, hnsw_ef: int | None = None
+    search: Search,
+    vector: list[float],
+    limit: int,
+    condition: qe.Filter,
+    hnsw_ef: int | None = None,
+    with_payload: bool = True,
 ) -> list[Any]:
-    """The `limit` nearest points passing `condition` (qe.ScoredPoint with payload), best first."""
+    """The `limit` nearest points passing `condition` (qe.ScoredPoint, with payload if asked), best first."""
     found: list[Any] = []
     if limit <= MAX_LIMIT:
         wide = limit * WIDE
@@ -51,19 +56,21 @@ async def filtered_search(
         )
         if near:
             among = qe.Filter(must=[*(condition.must or []), qe.HasIdCondition({p.id for p in near})])
-            found = await search(_request(vector, limit, among, hnsw_ef))
+            found = await search(_request(vector, limit, among, hnsw_ef, with_payload))
         if len(found) >= limit or len(near) < wide:  # enough, or the collection has no more points
             return found
-    graph = await search(_request(vector, limit, condition, hnsw_ef))
+    graph = await search(_request(vector, limit, condition, hnsw_ef, with_payload))
     return merge(found, graph, limit)
 
 
-def _request(vector: list[float], limit: int, condition: qe.Filter, hnsw_ef: int | None) -> qe.QueryRequest:
+def _request(
+    vector: list[float], limit: int, condition: qe.Filter, hnsw_ef: int | None, with_payload: bool
+) -> qe.QueryRequest:
     return qe.QueryRequest(
         limit=limit,
         query=qe.Query.Nearest(vector),
         filter=condition,
-        with_payload=True,
+        with_payload=with_payload,
         params=search_params(exact=False, filtered=True, hnsw_ef=hnsw_ef),
     )
 

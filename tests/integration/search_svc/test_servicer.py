@@ -78,9 +78,18 @@ class FlakyStore:
         await self.inner.delete(collection, ids)
 
     async def search(
-        self, collection: str, vector: np.ndarray, *, limit: int, filter: Filter | None = None, exact: bool = False
+        self,
+        collection: str,
+        vector: np.ndarray,
+        *,
+        limit: int,
+        filter: Filter | None = None,
+        exact: bool = False,
+        with_payload: bool = True,
     ) -> list[Hit]:
-        return await self.inner.search(collection, vector, limit=limit, filter=filter, exact=exact)
+        return await self.inner.search(
+            collection, vector, limit=limit, filter=filter, exact=exact, with_payload=with_payload
+        )
 
     async def count(self, collection: str) -> int:
         return await self.inner.count(collection)

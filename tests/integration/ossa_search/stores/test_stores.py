@@ -85,6 +85,8 @@ async def test_upsert_then_search_ranks_the_nearest_first(store: VectorStore) ->
     assert [h.id for h in hits[:2]] == [keys[5], keys[9]]
     assert hits[0].payload == {"name": "a5"}
     assert hits[0].score > hits[1].score > hits[2].score
+    bare = await store.search("agents", probe / np.linalg.norm(probe), limit=3, with_payload=False)
+    assert [(h.id, h.score, h.payload) for h in bare] == [(h.id, h.score, {}) for h in hits]
     exact = await store.search("agents", vectors[5], limit=1, exact=True)
     assert exact[0].id == keys[5] and exact[0].score == pytest.approx(1.0, abs=1e-5)
     # Upserting the same id replaces the point.
@@ -318,6 +320,8 @@ async def test_edge_filtered_searches_match_exact_ones_on_both_paths(tmp_path: P
                 exact = await store.search("agents", probe, limit=limit, filter=flt, exact=True)
                 assert [h.id for h in found] == [h.id for h in exact]
                 assert all(h.payload["agent_type"] == kind for h in found)
+                bare = await store.search("agents", probe, limit=limit, filter=flt, with_payload=False)
+                assert [(h.id, h.payload) for h in bare] == [(h.id, {}) for h in found]
         assert len(exact) == 3  # the rare kind: all three, no more
     finally:
         await store.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
 import qdrant_edge as qe
 
 from ossa_search.stores.edge_filtered import MAX_LIMIT, WIDE, filtered_search, merge
@@ -91,6 +92,20 @@ async def test_the_wide_step_asks_for_wide_times_the_limit() -> None:
 
     await filtered_search(search, VECTOR, 7, CONDITION)
     assert seen == [7 * WIDE, 7]
+
+
+@pytest.mark.parametrize("wanted", [True, False])
+async def test_payloads_are_asked_for_only_when_the_caller_wants_them(wanted: bool) -> None:
+    asked: list[bool] = []
+    shard = FakeShard(1000, passing={1, 3} | set(range(500, 1000)), graph=list(range(500, 520)))
+
+    async def search(request: qe.QueryRequest) -> list[Scored]:
+        asked.append(request.with_payload)
+        return await shard.search(request)
+
+    await filtered_search(search, VECTOR, 5, CONDITION, with_payload=wanted)
+    assert shard.calls == ["nearest", "among", "graph"]
+    assert asked == [False, wanted, wanted]  # the wide step never needs them
 
 
 def test_merge_keeps_each_point_once_with_its_best_score_best_first() -> None:
