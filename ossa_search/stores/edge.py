@@ -251,8 +251,6 @@ class EdgeStore:
             )
         else:
             found = await self._searches[collection].search(request)
-        if not with_payload:
-            return [Hit(str(p.id), float(p.score), {}) for p in found]
         return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in found]
 
     def _search_batch(self, collection: str) -> Callable[[Sequence[qe.QueryRequest]], Awaitable[Results]]:
