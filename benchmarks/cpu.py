@@ -19,6 +19,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # Command-line fragment -> component; the first match wins.
 LABELS = (
     ("agent serve", "ossa agents"),
+    ("null_orchestrator", "orchestrator"),  # bench_dispatch_ceiling.py's stand-in
     ("orchestrator_svc", "orchestrator"),
     ("registry_svc", "registry"),
     ("gateway_http", "gateway svc"),

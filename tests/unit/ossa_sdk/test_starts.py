@@ -157,6 +157,71 @@ async def test_without_batching_every_start_is_its_own_call(fake: tuple[Fake, st
     assert servicer.calls == [0] * 5
 
 
+async def loops(batcher: StartBatcher, workers: int, each: int) -> list[str]:
+    """`workers` callers, each starting `each` runs one after another (a producer's loop)."""
+
+    async def worker(w: int) -> list[str]:
+        out = []
+        for i in range(each):
+            reply = await batcher.start(pb.StartExecutionRequest(workflow_id="wf", idempotency_key=f"w{w}-{i}"))
+            out.append(reply.execution_id)
+        return out
+
+    return [run for runs in await asyncio.gather(*(worker(w) for w in range(workers))) for run in runs]
+
+
+async def test_callers_that_start_again_go_together(fake: tuple[Fake, str]) -> None:
+    servicer, target = fake
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)  # type: ignore[no-untyped-call]
+        batcher = StartBatcher(stub.StartExecution, stub.StartExecutions, linger=0.5)
+        runs = await loops(batcher, workers=8, each=4)
+    assert sorted(runs) == sorted(f"run-w{w}-{i}" for w in range(8) for i in range(4))
+    # The first start went alone; the other 7 waited for it, and its caller's next start joined them.
+    # From then on all 8 callers' next starts go together (the last call has the 7 left), not the
+    # first caller back alone and the other 7 a round trip later.
+    assert servicer.calls == [0, 8, 8, 8, 7]
+
+
+async def test_without_the_wait_the_first_caller_back_goes_alone(fake: tuple[Fake, str]) -> None:
+    servicer, target = fake
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)  # type: ignore[no-untyped-call]
+        batcher = StartBatcher(stub.StartExecution, stub.StartExecutions, linger=0)
+        await loops(batcher, workers=8, each=4)
+    assert servicer.calls[:4] == [0, 8, 0, 8]
+
+
+async def test_a_lone_caller_never_waits_for_company(fake: tuple[Fake, str]) -> None:
+    servicer, target = fake
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)  # type: ignore[no-untyped-call]
+        batcher = StartBatcher(stub.StartExecution, stub.StartExecutions, linger=1.0)
+        await loops(batcher, workers=2, each=1)  # a batch of 1 + ... answered: now one caller alone
+        began = asyncio.get_running_loop().time()
+        await loops(batcher, workers=1, each=3)
+        took = asyncio.get_running_loop().time() - began
+    # The batch of one was answered: the wait after it (target 1) ends with the next start. Three
+    # 30 ms calls in a row, not three 1 s waits.
+    assert servicer.calls == [0, 0, 0, 0, 0]
+    assert took < 1.0
+
+
+async def test_the_wait_ends_after_linger_when_fewer_come_back(fake: tuple[Fake, str]) -> None:
+    servicer, target = fake
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)  # type: ignore[no-untyped-call]
+        batcher = StartBatcher(stub.StartExecution, stub.StartExecutions, linger=0.2)
+        await asyncio.gather(*(batcher.start(pb.StartExecutionRequest(workflow_id="wf", idempotency_key=k))
+                               for k in ("a", "b", "c")))  # fmt: skip
+        assert servicer.calls == [0, 2]  # a alone, b and c together: now the next call waits for 2
+        began = asyncio.get_running_loop().time()
+        reply = await batcher.start(pb.StartExecutionRequest(workflow_id="wf", idempotency_key="d"))
+        waited = asyncio.get_running_loop().time() - began
+    assert reply.execution_id == "run-d" and servicer.calls == [0, 2, 0]
+    assert waited >= 0.2
+
+
 def test_limits_are_checked() -> None:
     async def never(request: Any) -> Any:
         raise AssertionError
@@ -165,3 +230,5 @@ def test_limits_are_checked() -> None:
         StartBatcher(never, never, max_batch=1001)
     with pytest.raises(ValueError, match="max_in_flight"):
         StartBatcher(never, never, max_in_flight=0)
+    with pytest.raises(ValueError, match="linger"):
+        StartBatcher(never, never, linger=-0.001)
