@@ -6,10 +6,14 @@ orchestrator's group commits map it per batch (orchestrator_svc/batcher.py).
 
 from __future__ import annotations
 
+import logging
+
 import asyncpg
 import redis.exceptions
 
 from ossa_runtime.errors import Unavailable
+
+log = logging.getLogger("ossa.unreachable")
 
 # PostgreSQL or Redis is down, restarting or shutting down, or the connection broke.
 UNREACHABLE: tuple[type[BaseException], ...] = (
@@ -17,6 +21,11 @@ UNREACHABLE: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
+    # A connection PostgreSQL broke while it was in use: during a fast shutdown a statement bound on
+    # a connection still reading the server's FATAL gets "cannot switch to state 12; another
+    # operation (2) is in progress" (benchmarks/faults.py scenario 2a). Logged: it is also what a
+    # connection used by two callers at once would raise.
+    asyncpg.InternalClientError,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
 )
@@ -26,6 +35,8 @@ def unavailable(err: BaseException, kinds: tuple[type[BaseException], ...] = UNR
     """Unavailable("... try again") for an error of `kinds`, chained to it; any other error as it is."""
     if not isinstance(err, kinds):
         return err
+    if isinstance(err, asyncpg.InternalClientError):
+        log.warning("database connection in a bad state, answered UNAVAILABLE: %s", err)
     store = "Redis" if isinstance(err, redis.exceptions.RedisError) else "the database"
     wrapped = Unavailable(f"{store} is unavailable ({type(err).__name__}: {err}); try again")
     wrapped.__cause__ = err

@@ -40,6 +40,7 @@ UNREACHABLE: dict[str, BaseException] = {
     "refused": ConnectionRefusedError(111, "Connection refused"),
     "pg-gone": asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
     "pg-shutdown": asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command"),
+    "pg-broken": asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
     "redis-down": redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused."),
 }
 
