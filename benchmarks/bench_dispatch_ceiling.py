@@ -171,11 +171,14 @@ async def run(args: argparse.Namespace) -> tuple[list[Side], float | None]:
     cpu = CpuMeter()
     assert platform.proc is not None
     cpu.roots.append(platform.proc.pid)
-    null, null_port = start_null_orchestrator(scratch / "null.log")
-    envoy, gateway2 = start_envoy(platform, null_port, scratch / "ceiling")
-    cpu.own += [null.pid, envoy.pid]
+    procs: list[subprocess.Popen[Any]] = []
     agents: list[CliAgents] = []
     try:
+        null, null_port = start_null_orchestrator(scratch / "null.log")
+        procs.append(null)
+        envoy, gateway2 = start_envoy(platform, null_port, scratch / "ceiling")
+        procs.append(envoy)
+        cpu.own += [null.pid, envoy.pid]
         auth.use_token(args, platform.data_dir)
         await wait_serving(gateway2)
         sides = [Side("platform", platform.gateway), Side("ceiling", gateway2)]
@@ -187,7 +190,7 @@ async def run(args: argparse.Namespace) -> tuple[list[Side], float | None]:
             agents.append(group)
             cpu.own += group.pids
             side.workflow_id = await publish(platform.gateway, capability)
-        celery = measure_celery(args, cpu)
+        celery = measure_celery(args)
         loads = paths(args)
         done = {side.name: 0 for side in sides}
         for side in sides:  # warm up: agents connected, every path used once
@@ -203,13 +206,13 @@ async def run(args: argparse.Namespace) -> tuple[list[Side], float | None]:
     finally:
         for group in agents:
             group.stop()
-        for proc in (null, envoy):
+        for proc in procs:
             proc.terminate()
             proc.wait(10)
         platform.stop()
 
 
-def measure_celery(args: argparse.Namespace, cpu: CpuMeter) -> float | None:
+def measure_celery(args: argparse.Namespace) -> float | None:
     if args.no_celery:
         return None
     from benchmarks.bench_orchestrator import celery_available, celery_suite

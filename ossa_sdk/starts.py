@@ -3,20 +3,23 @@
 A start made while no call is under way goes at once, alone, as a plain StartExecution (no
 waiting for company). Starts made while `max_in_flight` calls (default 1) are under way queue, and
 the next call takes everything queued (up to `max_batch`) as one StartExecutions: each item keeps
-its own idempotency key, and each caller gets its own execution id. When a StartExecutions of n
-starts is answered, the next call waits until n starts are queued again or `linger` (1 ms) has
-passed, whichever is first: the callers it just answered usually start again at once, and without
-the wait the first of them would go alone, the rest a round trip later (two calls per round
-instead of one: measured below). So a producer with many starts
+its own idempotency key, and each caller gets its own execution id. So a producer with many starts
 in flight pays the per-call cost (gRPC, Envoy, the orchestrator's interceptors) once per batch
 instead of once per start, the way the Kafka and Pub/Sub clients batch; a lone caller sees no
 difference, and a start made while one is under way waits for it (one round trip, a few ms).
-Measured 2026-12-05 (bench_orchestrator.py --start --cli-only, 16 starts in flight, one-step
-executions run by 2 x 16 `ossa agent serve` echo slots, Celery beside it in the same run):
+
+When a StartExecutions of n starts is answered, the next call waits until n starts are queued again
+or `linger` (1 ms) has passed, whichever is first: the callers it just answered usually start again
+at once, and without the wait the first of them went alone and the rest a round trip later (two
+calls per round instead of one). After a call of one start nothing waits.
+Measured with bench_orchestrator.py --start --cli-only (16 starts in flight, one-step executions
+run by 2 x 16 `ossa agent serve` echo slots, Celery beside it in the same run), 2026-12-05 and,
+for the wait, medians of 3 alternating runs on 2026-12-06:
 
     one StartExecution per start (generated stubs)   730-745 tasks/s, 0.92-0.93 orchestrator CPU ms/task
     Client.start, max_in_flight 2                    1,102 tasks/s (395 calls), 0.54 ms
     Client.start, max_in_flight 1                    1,239 tasks/s (250 calls), 0.44 ms
+    Client.start, the same, before / with the wait   1,171 / 1,491 tasks/s, 0.46 / 0.36 ms
 
 StartExecutions is all or none. When a batch is refused for one of its items (INVALID_ARGUMENT,
 NOT_FOUND, FAILED_PRECONDITION, ALREADY_EXISTS: nothing was started), each of its starts is made
